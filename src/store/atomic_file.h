@@ -1,0 +1,28 @@
+#pragma once
+
+// Whole-file reads and crash-safe replacement of small files (VM records, cache metadata).
+
+#include "base/result.h"
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+
+namespace vmr::store {
+
+// Temp files of writeFileAtomic are "<dir>/.<name>.tmp-<16 hex>"; a scan that finds one
+// knows an atomic write was interrupted.
+constexpr std::string_view kTempMarker = ".tmp-";
+bool isAtomicTempName(std::string_view fileName, std::string_view target);
+
+// Replace `path` with `data`: write a temp file in the same directory (O_EXCL, random
+// name, `mode`), fsync it, rename it over `path`, fsync the directory. After a crash the
+// file is either the old or the new content. On failure the temp file is removed and the
+// old file is left as it was.
+Result<void> writeFileAtomic(const std::string& path, std::string_view data, mode_t mode);
+
+// Read a regular file of at most `maxBytes` (ErrorKind::TooLarge past that).
+Result<std::string> readFile(const std::string& path, size_t maxBytes = 16 << 20);
+
+}  // namespace vmr::store
