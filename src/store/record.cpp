@@ -307,7 +307,7 @@ Result<VmRecord> recordFromJson(std::string_view text)
         }
     }
 
-    auto version = f.uint("version", 0, UINT64_MAX);
+    auto version = f.uint("version", 1, INT32_MAX);
     if (!version) return std::move(version).error();
     if (*version != kRecordVersion)
         return Error(ErrorKind::StoreCorrupt,

@@ -1,0 +1,114 @@
+#include "store/atomic_file.h"
+#include "temp_dir.h"
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+using namespace vmr;
+using namespace vmr::store;
+using namespace vmr::test;
+
+TEST_CASE("writeFileAtomic writes content at the given mode and leaves no temp file", "[atomic]")
+{
+    TempDir dir;
+    std::string path = dir / "vm.json";
+    mode_t oldMask = ::umask(077);
+    auto r = writeFileAtomic(path, "{\"a\":1}\n", 0644);
+    ::umask(oldMask);
+    REQUIRE(r.ok());
+    CHECK(readText(path) == "{\"a\":1}\n");
+    CHECK(modeOf(path) == 0644);
+    CHECK(listDir(dir.path()) == std::vector<std::string>{"vm.json"});
+
+    REQUIRE(writeFileAtomic(path, "second", 0600).ok());
+    CHECK(readText(path) == "second");
+    CHECK(modeOf(path) == 0600);
+    CHECK(listDir(dir.path()) == std::vector<std::string>{"vm.json"});
+
+    std::string big(1 << 20, 'z');
+    REQUIRE(writeFileAtomic(path, big, 0600).ok());
+    CHECK(readText(path) == big);
+    REQUIRE(writeFileAtomic(path, "", 0600).ok());
+    CHECK(readText(path).empty());
+}
+
+TEST_CASE("a failed rename removes the temp file and leaves the target as it was", "[atomic]")
+{
+    TempDir dir;
+    std::string path = dir / "vm.json";
+    writeText(path + "/keep", "precious");
+    auto r = writeFileAtomic(path, "new", 0600);
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error().message(), Catch::StartsWith("Cannot replace " + path));
+    CHECK(r.error().sysErrno() != 0);
+    CHECK(listDir(dir.path()) == std::vector<std::string>{"vm.json"});
+    CHECK(readText(path + "/keep") == "precious");
+}
+
+TEST_CASE("a failed write removes the temp file and leaves the old file intact", "[atomic]")
+{
+    TempDir dir;
+    std::string path = dir / "vm.json";
+    REQUIRE(writeFileAtomic(path, "old content", 0600).ok());
+
+    // Make write() fail with EFBIG past 4 KiB.
+    struct rlimit saved {};
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    auto oldHandler = ::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = saved;
+    small.rlim_cur = 4096;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+    auto r = writeFileAtomic(path, std::string(64 * 1024, 'x'), 0600);
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &saved) == 0);
+    ::signal(SIGXFSZ, oldHandler);
+
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().sysErrno() == EFBIG);
+    CHECK(readText(path) == "old content");
+    CHECK(listDir(dir.path()) == std::vector<std::string>{"vm.json"});
+}
+
+TEST_CASE("writeFileAtomic into a missing directory fails cleanly", "[atomic]")
+{
+    TempDir dir;
+    auto r = writeFileAtomic(dir / "missing/vm.json", "x", 0600);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind() == ErrorKind::NotFound);
+    CHECK(listDir(dir.path()).empty());
+    CHECK_FALSE(writeFileAtomic(dir.path() + "/", "x", 0600).ok());
+}
+
+TEST_CASE("temp names are recognised", "[atomic]")
+{
+    CHECK(isAtomicTempName(".vm.json.tmp-0123456789abcdef", "vm.json"));
+    CHECK(isAtomicTempName(".vm.json.tmp-x", "vm.json"));
+    CHECK_FALSE(isAtomicTempName(".vm.json.tmp-", "vm.json"));
+    CHECK_FALSE(isAtomicTempName("vm.json.tmp-abc", "vm.json"));
+    CHECK_FALSE(isAtomicTempName(".vm.json", "vm.json"));
+    CHECK_FALSE(isAtomicTempName(".other.tmp-abc", "vm.json"));
+    CHECK_FALSE(isAtomicTempName("vm.json.corrupt-20240101T000000Z", "vm.json"));
+}
+
+TEST_CASE("readFile reads regular files within a size limit", "[atomic]")
+{
+    TempDir dir;
+    writeText(dir / "f", "hello");
+    auto r = readFile(dir / "f");
+    REQUIRE(r.ok());
+    CHECK(*r == "hello");
+
+    auto big = readFile(dir / "f", 4);
+    REQUIRE_FALSE(big.ok());
+    CHECK(big.error().kind() == ErrorKind::TooLarge);
+
+    auto missing = readFile(dir / "nope");
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.error().kind() == ErrorKind::NotFound);
+
+    auto notFile = readFile(dir.path());
+    REQUIRE_FALSE(notFile.ok());
+    CHECK_THAT(notFile.error().message(), Catch::Contains("not a regular file"));
+}
