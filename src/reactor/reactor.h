@@ -1,0 +1,8 @@
+#pragma once
+
+// The reactor layer's public API in one include. See docs/reactor.md.
+
+#include "reactor/await.h"   // IWYU pragma: export
+#include "reactor/loop.h"    // IWYU pragma: export
+#include "reactor/stream.h"  // IWYU pragma: export
+#include "reactor/task.h"    // IWYU pragma: export
