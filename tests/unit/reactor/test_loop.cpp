@@ -96,10 +96,10 @@ TEST_CASE("timers: repeat, stop, and restart")
     // Restarting an active timer moves its deadline.
     int fired = 0;
     Timer u(*r, [&] { ++fired; });
-    u.start(20ms);
+    u.start(150ms);
     REQUIRE(r->runFor(10ms));
-    u.start(200ms);
-    REQUIRE(r->runFor(40ms));
+    u.start(600ms);
+    REQUIRE(r->runFor(250ms));
     CHECK(fired == 0);
     u.start(0ms);
     CHECK(r->runUntil([&] { return fired == 1; }, 1s));
