@@ -1,0 +1,326 @@
+#include "rpc/server.h"
+
+#include "base/json.h"
+#include "base/log.h"
+#include "rpc/errors.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+
+namespace vmr::rpc {
+
+namespace {
+
+spdlog::logger& logger()
+{
+    return log::get("rpc");
+}
+
+// The wire is one JSON text per line. A handler's result may be pretty-printed; a raw
+// newline in JSON text can only be insignificant whitespace (inside strings it is escaped),
+// so it becomes a space.
+std::string oneLine(std::string json)
+{
+    if (json.find_first_of("\r\n") == std::string::npos) return json;
+    for (char& ch : json) {
+        if (ch == '\n' || ch == '\r') ch = ' ';
+    }
+    return json;
+}
+
+}  // namespace
+
+// One client. Owned by Server::connections_ until it closes, then parked in closing_
+// until the next loop turn so that no callback of its Stream is running when it dies.
+struct Server::Connection {
+    uint64_t id = 0;
+    Peer peer;
+    std::unique_ptr<reactor::Stream> stream;
+    LineFramer framer;
+    bool inData = false;  // inside onData: replies are gathered into `out`
+    std::string out;      // replies gathered during one onData call
+    bool closeWhenDrained = false;
+    bool subscribed = false;
+    std::set<std::string> topics;
+    std::string vmFilter;
+
+    explicit Connection(size_t maxLine) : framer(maxLine) {}
+};
+
+// A batch waiting for its asynchronous items. Single requests use no Pending.
+struct Server::Pending {
+    std::vector<std::string> replies;  // one slot per item; empty for notifications
+    size_t remaining = 0;
+};
+
+Server::Server(reactor::Reactor& reactor, UniqueFd listening, Limits limits)
+    : reactor_(reactor), limits_(limits)
+{
+    listener_ = std::make_unique<reactor::Listener>(reactor_, std::move(listening),
+                                                    [this](UniqueFd fd) { onAccept(std::move(fd)); });
+}
+
+Server::~Server()
+{
+    *alive_ = false;
+    shutdown();
+    closing_.clear();
+}
+
+void Server::addMethod(std::string name, Method method)
+{
+    methods_[std::move(name)] = std::move(method);
+}
+
+std::vector<std::string> Server::methodNames() const
+{
+    std::vector<std::string> names;
+    names.reserve(methods_.size());
+    for (const auto& [name, m] : methods_) names.push_back(name);
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+void Server::shutdown()
+{
+    if (listener_) listener_->stop();
+    listener_.reset();
+    std::vector<uint64_t> ids;
+    ids.reserve(connections_.size());
+    for (auto& [id, c] : connections_) ids.push_back(id);
+    for (auto id : ids) closeConnection(id, nullptr);
+}
+
+void Server::onAccept(UniqueFd fd)
+{
+    if (connections_.size() >= limits_.maxClients) {
+        // Best effort: tell the client why, without waiting on it.
+        Error err(ErrorKind::Busy, "Too many clients are connected",
+                  "Close idle connections, or raise limits.max_clients in vmrd.toml");
+        std::string line = encodeError(Id{"null"}, err) + "\n";
+        (void)::send(fd.get(), line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        logger().warn("Refused a client: {} connections already open", connections_.size());
+        return;
+    }
+    auto c = std::make_unique<Connection>(limits_.maxRequestBytes);
+    c->id = nextConnection_++;
+    c->stream = std::make_unique<reactor::Stream>(reactor_, std::move(fd));
+    if (auto cred = c->stream->peerCredentials()) {
+        c->peer = Peer{c->id, cred->pid, cred->uid, cred->gid};
+    } else {
+        c->peer.connection = c->id;
+    }
+    uint64_t id = c->id;
+    auto* raw = c.get();
+    connections_.emplace(id, std::move(c));
+    logger().debug("client {} connected (uid={} gid={} pid={})", id, raw->peer.uid, raw->peer.gid,
+                   raw->peer.pid);
+
+    reactor::Stream::Callbacks cbs;
+    cbs.onData = [this, raw](std::string_view data) {
+        Connection& conn = *raw;
+        conn.inData = true;
+        auto fed = conn.framer.feed(data, [this, &conn](std::string_view line) {
+            if (!conn.closeWhenDrained) onLine(conn, line);
+        });
+        conn.inData = false;
+        if (!fed) {
+            Error err = std::move(fed).error();
+            logger().warn("client {}: {}; closing the connection", conn.id, err.what());
+            conn.out += encodeError(Id{"null"}, err);
+            conn.out += '\n';
+            conn.closeWhenDrained = true;
+        }
+        if (!conn.out.empty()) {
+            std::string out;
+            out.swap(conn.out);
+            send(conn, std::move(out));
+        }
+        if (conn.closeWhenDrained && conn.stream && !conn.stream->closed()) conn.stream->pauseReading();
+    };
+    cbs.onClose = [this, id](const Error* err) {
+        if (err != nullptr) logger().debug("client {} closed: {}", id, err->what());
+        closeConnection(id, nullptr);
+    };
+    cbs.onDrained = [this, raw]() {
+        Connection& conn = *raw;
+        if (conn.closeWhenDrained) {
+            closeConnection(conn.id, nullptr);
+            return;
+        }
+    };
+    raw->stream->start(std::move(cbs));
+}
+
+void Server::onLine(Connection& c, std::string_view line)
+{
+    auto parsed = parser_.parse(line);
+    if (!parsed) {
+        send(c, encodeError(Id{"null"}, parsed.error()) + "\n");
+        return;
+    }
+    Message& msg = *parsed;
+    if (!msg.batch) {
+        if (!msg.items.empty()) handleItem(c, msg.items.front(), nullptr, 0);
+        return;
+    }
+    auto batch = std::make_shared<Pending>();
+    batch->replies.resize(msg.items.size());
+    batch->remaining = msg.items.size();
+    for (size_t i = 0; i < msg.items.size(); ++i) handleItem(c, msg.items[i], batch, i);
+}
+
+void Server::handleItem(Connection& c, Item& item, const std::shared_ptr<Pending>& batch, size_t slot)
+{
+    uint64_t connId = c.id;
+    if (!item.request) {
+        Error err = item.error ? *item.error : Error(ErrorKind::InvalidRequest, "Invalid request");
+        finishItem(connId, batch, slot, encodeError(item.id, err));
+        return;
+    }
+    Request& req = *item.request;
+    bool notify = req.notification();
+    auto it = methods_.find(req.method);
+    if (it == methods_.end()) {
+        Error err(ErrorKind::MethodNotFound, "Unknown method `" + req.method + "`",
+                  "Run `vmrctl rpc vmr.methods` to list the methods this vmrd knows");
+        finishItem(connId, batch, slot, notify ? std::string() : encodeError(req.id, err));
+        return;
+    }
+    const Method& m = it->second;
+    auto params = Params::parse(req.params);
+    if (!params) {
+        finishItem(connId, batch, slot, notify ? std::string() : encodeError(req.id, params.error()));
+        return;
+    }
+    if (m.mutating) {
+        logger().info("{} by uid={} gid={} pid={}", req.method, c.peer.uid, c.peer.gid, c.peer.pid);
+    }
+    if (m.sync) {
+        Call call{c.peer, req.method, *params};
+        auto result = m.sync(call);
+        if (result && m.after) m.after(*this, connId, *params);
+        std::string reply;
+        if (!notify)
+            reply = result ? encodeResult(req.id, oneLine(std::move(*result)))
+                           : encodeError(req.id, result.error());
+        finishItem(connId, batch, slot, std::move(reply));
+        return;
+    }
+    // Asynchronous: the coroutine runs on; its reply goes out when it completes, if the
+    // connection (and this server) still exist then.
+    reactor::spawnDetached(
+        runAsync(this, alive_, connId, batch, slot, req.id, notify, m, c.peer, std::move(*params)));
+}
+
+reactor::Task<void> Server::runAsync(Server* self, std::shared_ptr<bool> alive, uint64_t connId,
+                                     std::shared_ptr<Pending> batch, size_t slot, Id id, bool notify,
+                                     Method m, Peer peer, Params params)
+{
+    auto result = co_await m.async(peer, params);
+    if (!*alive) co_return;  // the server is gone: nobody to answer
+    if (result && m.after) m.after(*self, connId, params);
+    std::string reply;
+    if (!notify)
+        reply = result ? encodeResult(id, oneLine(std::move(*result))) : encodeError(id, result.error());
+    self->finishItem(connId, batch, slot, std::move(reply));
+}
+
+void Server::finishItem(uint64_t connId, const std::shared_ptr<Pending>& batch, size_t slot,
+                        std::string reply)
+{
+    auto it = connections_.find(connId);
+    if (!batch) {
+        if (it == connections_.end() || reply.empty()) return;
+        reply += '\n';
+        send(*it->second, std::move(reply));
+        return;
+    }
+    batch->replies[slot] = std::move(reply);
+    if (--batch->remaining != 0) return;
+    if (it == connections_.end()) return;
+    std::string out;
+    for (auto& r : batch->replies) {
+        if (r.empty()) continue;
+        out += out.empty() ? '[' : ',';
+        out += r;
+    }
+    if (out.empty()) return;  // a batch of notifications gets no reply at all
+    out += "]\n";
+    send(*it->second, std::move(out));
+}
+
+void Server::send(Connection& c, std::string data)
+{
+    if (!c.stream || c.stream->closed()) return;
+    if (c.inData) {
+        c.out += data;
+        return;
+    }
+    c.stream->write(std::move(data));
+    checkBacklog(c);
+}
+
+void Server::checkBacklog(Connection& c)
+{
+    size_t pending = c.stream->pendingWriteBytes();
+    if (pending > limits_.maxClientBacklog) {
+        logger().warn("client {} (pid {}) stopped reading: {} bytes queued; disconnecting", c.id, c.peer.pid,
+                      pending);
+        closeConnection(c.id, nullptr);
+    }
+}
+
+void Server::closeConnection(uint64_t id, const char* why)
+{
+    auto it = connections_.find(id);
+    if (it == connections_.end()) return;
+    if (why != nullptr) logger().debug("client {}: {}", id, why);
+    std::unique_ptr<Connection> c = std::move(it->second);
+    connections_.erase(it);
+    c->stream->close();
+    closing_.push_back(std::move(c));
+    if (!reapPosted_) {
+        reapPosted_ = true;
+        std::weak_ptr<bool> alive = alive_;
+        reactor_.post([this, alive]() {
+            if (auto a = alive.lock(); a && *a) reap();
+        });
+    }
+}
+
+void Server::reap()
+{
+    reapPosted_ = false;
+    closing_.clear();
+}
+
+void Server::subscribe(uint64_t connection, std::set<std::string> topics, std::string vm)
+{
+    auto it = connections_.find(connection);
+    if (it == connections_.end()) return;
+    it->second->subscribed = true;
+    it->second->topics = std::move(topics);
+    it->second->vmFilter = std::move(vm);
+}
+
+void Server::publish(std::string_view topic, std::string_view vm, std::string_view paramsJson)
+{
+    std::shared_ptr<const std::string> line;
+    std::vector<uint64_t> over;
+    for (auto& [id, c] : connections_) {
+        if (!c->subscribed) continue;
+        if (!c->topics.empty() && c->topics.find(std::string(topic)) == c->topics.end()) continue;
+        if (!c->vmFilter.empty() && c->vmFilter != vm) continue;
+        if (!line) line = std::make_shared<const std::string>(encodeNotification("event", paramsJson) + "\n");
+        c->stream->write(line);
+        if (c->stream->pendingWriteBytes() > limits_.maxClientBacklog) over.push_back(id);
+    }
+    for (auto id : over) {
+        logger().warn("event subscriber {} stopped reading; disconnecting", id);
+        closeConnection(id, nullptr);
+    }
+}
+
+}  // namespace vmr::rpc

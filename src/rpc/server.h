@@ -1,0 +1,115 @@
+#pragma once
+
+// The JSON-RPC server: accepts connections on the control socket, frames lines, parses
+// requests, dispatches them through a method table, writes responses, and pushes `event`
+// notifications to subscribers. It owns no VM logic: vmrd registers the methods.
+
+#include "base/result.h"
+#include "reactor/reactor.h"
+#include "rpc/framing.h"
+#include "rpc/params.h"
+#include "rpc/protocol.h"
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace vmr::rpc {
+
+struct Limits {
+    size_t maxRequestBytes = 1 << 20;   // one line; past it: error reply, then close
+    size_t maxClientBacklog = 8 << 20;  // bytes queued to one client before it is disconnected
+    size_t maxClients = 4096;
+};
+
+// Who is calling, from SO_PEERCRED.
+struct Peer {
+    uint64_t connection = 0;
+    pid_t pid = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+};
+
+// What a method handler sees.
+struct Call {
+    const Peer& peer;
+    std::string_view method;
+    const Params& params;
+};
+
+class Server;
+
+// A method is synchronous (answers at once) or asynchronous (a coroutine; the reply is sent
+// when it finishes, other requests on the same connection are served meanwhile).
+struct Method {
+    std::function<Result<std::string>(const Call&)> sync;
+    std::function<reactor::Task<Result<std::string>>(Peer peer, Params params)> async;
+    bool mutating = false;  // logged with the caller's credentials
+    // Called after a successful reply on this connection; e.g. events.subscribe marks it.
+    std::function<void(Server&, uint64_t connection, const Params&)> after;
+};
+
+class Server {
+public:
+    Server(reactor::Reactor& reactor, UniqueFd listening, Limits limits);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    void addMethod(std::string name, Method method);
+    std::vector<std::string> methodNames() const;  // sorted
+
+    // Subscriptions: the connection receives `event` notifications whose topic matches.
+    // An empty topic set means every topic; `vm` filters events about one VM.
+    void subscribe(uint64_t connection, std::set<std::string> topics, std::string vm);
+    // Publish an event: {"topic":..., "vm":..., ...fields} is sent as
+    // {"jsonrpc":"2.0","method":"event","params":{...}} to each matching subscriber.
+    void publish(std::string_view topic, std::string_view vm, std::string_view paramsJson);
+
+    // Stop accepting; close every connection (pending replies are dropped).
+    void shutdown();
+
+    size_t connectionCount() const noexcept { return connections_.size(); }
+    void setLimits(const Limits& limits) { limits_ = limits; }
+
+private:
+    struct Connection;
+    struct Pending;
+
+    void onAccept(UniqueFd fd);
+    void onLine(Connection& c, std::string_view line);
+    void handleItem(Connection& c, Item& item, const std::shared_ptr<Pending>& batch, size_t slot);
+    // The body of an asynchronous method call; a static member so that nothing it uses
+    // lives in a lambda's captures across the suspension.
+    static reactor::Task<void> runAsync(Server* self, std::shared_ptr<bool> alive, uint64_t connId,
+                                        std::shared_ptr<Pending> batch, size_t slot, Id id, bool notify,
+                                        Method m, Peer peer, Params params);
+    void finishItem(uint64_t connId, const std::shared_ptr<Pending>& batch, size_t slot, std::string reply);
+    void send(Connection& c, std::string data);
+    void closeConnection(uint64_t id, const char* why);
+    void checkBacklog(Connection& c);
+    void reap();
+
+    reactor::Reactor& reactor_;
+    Limits limits_;
+    // Owned: the listener, every connection and the method table.
+    std::unique_ptr<reactor::Listener> listener_;
+    std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
+    std::vector<std::unique_ptr<Connection>>
+        closing_;  // destroyed on the next loop turn, not inside callbacks
+    std::unordered_map<std::string, Method> methods_;
+    Parser parser_;
+    uint64_t nextConnection_ = 1;
+    bool reapPosted_ = false;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace vmr::rpc
