@@ -1,0 +1,389 @@
+#include "vmrd/daemon.h"
+
+#include "base/json.h"
+#include "base/log.h"
+#include "store/names.h"
+
+#include "config.h"
+
+#include <simdjson.h>
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+
+namespace vmr::vmrd {
+
+namespace {
+
+constexpr int kApiVersion = 1;
+constexpr int kSdListenFdsStart = 3;
+
+spdlog::logger& logger()
+{
+    return log::get("vmrd");
+}
+
+std::string isoNow()
+{
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    tm t{};
+    ::gmtime_r(&ts.tv_sec, &t);
+    char buf[40];
+    size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &t);
+    std::snprintf(buf + n, sizeof buf - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    return buf;
+}
+
+// The systemd socket-activation protocol: LISTEN_PID names us, LISTEN_FDS counts the fds from 3.
+std::optional<int> activatedSocket()
+{
+    const char* pid = std::getenv("LISTEN_PID");
+    const char* fds = std::getenv("LISTEN_FDS");
+    if (pid == nullptr || fds == nullptr) return std::nullopt;
+    if (std::strtol(pid, nullptr, 10) != ::getpid() || std::strtol(fds, nullptr, 10) < 1) return std::nullopt;
+    ::unsetenv("LISTEN_PID");
+    ::unsetenv("LISTEN_FDS");
+    ::unsetenv("LISTEN_FDNAMES");
+    return kSdListenFdsStart;
+}
+
+rpc::Limits rpcLimits(const config::Settings& s)
+{
+    rpc::Limits limits;
+    limits.maxRequestBytes = s.limits.maxRequestBytes;
+    limits.maxClientBacklog = s.limits.maxClientBacklog;
+    limits.maxClients = s.limits.maxClients;
+    return limits;
+}
+
+void writeListItem(json::Writer& w, const store::VmRecord& r)
+{
+    w.beginObject()
+        .field("name", r.name)
+        .field("backend", r.backend)
+        .field("state", r.state)
+        .field("vcpus", r.vcpus)
+        .field("memory_mib", r.memoryMib)
+        .field("network", r.network)
+        .key("pid");
+    if (r.pid)
+        w.value(*r.pid);
+    else
+        w.null();
+    w.key("ssh_port");
+    if (r.sshPort)
+        w.value(static_cast<unsigned>(*r.sshPort));
+    else
+        w.null();
+    w.endObject();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Daemon>> Daemon::create(Options options)
+{
+    std::unique_ptr<Daemon> d(new Daemon(std::move(options)));
+    VMR_TRY(d->init());
+    return d;
+}
+
+Daemon::~Daemon()
+{
+    signals_.reset();
+    server_.reset();
+    if (ownsSocketFile_) ::unlink(settings_.socket.c_str());
+}
+
+Result<void> Daemon::init()
+{
+    auto env = config::Env::fromProcess();
+    mode_ = options_.mode.value_or(::geteuid() == 0 ? config::Mode::System : config::Mode::User);
+    auto settings = config::loadSettings(mode_, options_.configPath, env);
+    if (!settings) return std::move(settings).error();
+    settings_ = std::move(*settings);
+    if (options_.stateDir) settings_.stateDir = *options_.stateDir;
+    if (options_.runtimeDir) {
+        bool socketDefault = settings_.socket == settings_.runtimeDir + "/vmrd.sock";
+        settings_.runtimeDir = *options_.runtimeDir;
+        if (socketDefault) settings_.socket = settings_.runtimeDir + "/vmrd.sock";
+    }
+    if (options_.socket) settings_.socket = *options_.socket;
+    applySettings();
+    if (!settings_.configPath.empty()) logger().info("Configuration: {}", settings_.configPath);
+
+    settings_.mode = mode_;
+    layout_ = std::make_unique<store::Layout>(settings_);
+    VMR_TRY(layout_->ensureDirs());
+    VMR_TRY(takeLock());
+
+    auto reactor = reactor::Reactor::create(options_.reactor);
+    if (!reactor) return std::move(reactor).error();
+    reactor_ = std::move(*reactor);
+
+    auto st = store::Store::open(*layout_);
+    if (!st) return std::move(st).error();
+    store_ = std::make_unique<store::Store>(std::move(*st));
+    auto scan = store_->scan();
+    if (!scan) return std::move(scan).error();
+    for (const auto& p : scan->problems) {
+        logger().warn("{}: {}{}", p.path, p.message, p.keptAs.empty() ? "" : "; kept as " + p.keptAs);
+    }
+    for (auto& r : scan->records) vms_.emplace(r.name, std::move(r));
+    logger().info("State: {} ({} VM records)", settings_.stateDir, vms_.size());
+
+    auto listening = openControlSocket();
+    if (!listening) return std::move(listening).error();
+    server_ = std::make_unique<rpc::Server>(*reactor_, std::move(*listening), rpcLimits(settings_));
+    registerMethods();
+
+    signals_ = std::make_unique<reactor::SignalSet>(
+        *reactor_, std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP}, [this](int signo) {
+            if (signo == SIGHUP) {
+                reload();
+                return;
+            }
+            logger().info("{} received: shutting down", strsignal(signo));
+            stop();
+        });
+    return success();
+}
+
+void Daemon::applySettings()
+{
+    if (options_.verbose >= 0) {
+        log::setVerbosity(options_.verbose);
+        return;
+    }
+    const std::string& level = settings_.logLevel;
+    log::setVerbosity(level == "trace" ? 2 : level == "debug" ? 1 : 0);
+    auto lvl = spdlog::level::from_str(level);
+    log::get("vmrd").set_level(lvl);
+}
+
+Result<void> Daemon::takeLock()
+{
+    std::string path = settings_.stateDir + "/vmrd.lock";
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd) return Error::fromErrno(errno, "Cannot open the lock file " + path);
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        if (err != EWOULDBLOCK) return Error::fromErrno(err, "Cannot lock " + path);
+        char buf[32] = {};
+        ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
+        std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("?");
+        while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+        return Error(ErrorKind::Busy, "Another vmrd (pid " + pid + ") already uses " + settings_.stateDir,
+                     "Talk to it with vmrctl, or stop it before starting a new one");
+    }
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0) {
+        return Error::fromErrno(errno, "Cannot write the lock file " + path);
+    }
+    lockFd_ = std::move(fd);
+    return success();
+}
+
+Result<UniqueFd> Daemon::openControlSocket()
+{
+    if (auto fd = activatedSocket()) {
+        ::fcntl(*fd, F_SETFD, FD_CLOEXEC);
+        // A service manager may pass a blocking socket; the loop must never block in accept().
+        ::fcntl(*fd, F_SETFL, ::fcntl(*fd, F_GETFL) | O_NONBLOCK);
+        logger().info("Listening on the socket passed by the service manager (fd {})", *fd);
+        return UniqueFd(*fd);
+    }
+    std::filesystem::path dir = std::filesystem::path(settings_.socket).parent_path();
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+    auto fd = reactor::listenUnix(settings_.socket, 0660);
+    if (!fd) {
+        return Error(fd.error().kind(), "Cannot listen on " + settings_.socket,
+                     fd.error().kind() == ErrorKind::Busy
+                         ? "Another vmrd answers there; use vmrctl, or pick --socket"
+                         : "Check that the folder exists and is writable")
+            .causedBy(fd.error());
+    }
+    ownsSocketFile_ = true;
+    if (!settings_.socketGroup.empty()) {
+        group* g = ::getgrnam(settings_.socketGroup.c_str());
+        if (g == nullptr) {
+            return Error(
+                ErrorKind::Config, "socket_group \"" + settings_.socketGroup + "\" does not exist",
+                "Create the group (groupadd " + settings_.socketGroup + ") or remove socket_group from " +
+                    (settings_.configPath.empty() ? std::string("vmrd.toml") : settings_.configPath));
+        }
+        if (::chown(settings_.socket.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
+            return Error::fromErrno(errno,
+                                    "Cannot give " + settings_.socket + " to group " + settings_.socketGroup);
+        }
+    }
+    logger().info("Listening on {}", settings_.socket);
+    return fd;
+}
+
+void Daemon::registerMethods()
+{
+    using rpc::Method;
+    server_->addMethod("vmr.version", Method{.sync = [this](const rpc::Call&) -> Result<std::string> {
+                           json::Writer w;
+                           w.beginObject()
+                               .field("version", VMR_VERSION)
+                               .field("api", kApiVersion)
+                               .field("reactor", reactor::backendName(reactor_->backend()))
+                               .field("mode", mode_ == config::Mode::System ? "system" : "user")
+                               .field("pid", static_cast<long long>(::getpid()))
+                               .key("features")
+                               .beginArray();
+                           // What this vmrd can do, not merely what it was linked with.
+                           w.value("io_uring");
+                           if (VMR_HAVE_UV) w.value("libuv");
+                           w.value("events");
+                           w.value("socket-activation");
+                           w.endArray().endObject();
+                           return w.take();
+                       }});
+    server_->addMethod("vmr.ping", Method{.sync = [](const rpc::Call&) -> Result<std::string> {
+                           return std::string("{\"pong\":true}");
+                       }});
+    server_->addMethod("vmr.methods", Method{.sync = [this](const rpc::Call&) -> Result<std::string> {
+                           json::Writer w;
+                           w.beginObject().key("methods").beginArray();
+                           for (const auto& name : server_->methodNames()) w.value(name);
+                           w.endArray().endObject();
+                           return w.take();
+                       }});
+    server_->addMethod("vm.list", Method{.sync = [this](const rpc::Call& call) -> Result<std::string> {
+                           VMR_TRY(call.params.allowOnly({}));
+                           return vmList();
+                       }});
+    server_->addMethod("vm.status", Method{.sync = [this](const rpc::Call& call) -> Result<std::string> {
+                           return vmStatus(call);
+                       }});
+    server_->addMethod("events.subscribe",
+                       Method{.sync = [](const rpc::Call& call) -> Result<std::string> {
+                                  VMR_TRY(call.params.allowOnly({"topics", "vm"}));
+                                  auto topics = call.params.optRaw("topics");
+                                  if (!topics) return std::move(topics).error();
+                                  auto vm = call.params.optString("vm");
+                                  if (!vm) return std::move(vm).error();
+                                  if (*topics) {
+                                      simdjson::dom::parser p;
+                                      simdjson::dom::array arr;
+                                      if (p.parse(**topics).get(arr) != simdjson::SUCCESS) {
+                                          return Error(ErrorKind::InvalidParams,
+                                                       "Parameter `topics` must be an array of strings",
+                                                       "For example: {\"topics\": [\"vm.state\"]}");
+                                      }
+                                      for (auto t : arr) {
+                                          if (!t.is_string()) {
+                                              return Error(ErrorKind::InvalidParams,
+                                                           "Parameter `topics` must be an array of strings",
+                                                           "For example: {\"topics\": [\"vm.state\"]}");
+                                          }
+                                      }
+                                  }
+                                  return std::string("{\"subscribed\":true}");
+                              },
+                              .after =
+                                  [](rpc::Server& server, uint64_t conn, const rpc::Params& params) {
+                                      std::set<std::string> topics;
+                                      if (auto raw = params.optRaw("topics"); raw && *raw) {
+                                          simdjson::dom::parser p;
+                                          simdjson::dom::array arr;
+                                          if (p.parse(**raw).get(arr) == simdjson::SUCCESS) {
+                                              for (auto t : arr) {
+                                                  std::string_view s;
+                                                  if (t.get(s) == simdjson::SUCCESS) topics.emplace(s);
+                                              }
+                                          }
+                                      }
+                                      std::string vm;
+                                      if (auto v = params.optString("vm"); v && *v) vm = **v;
+                                      server.subscribe(conn, std::move(topics), std::move(vm));
+                                  }});
+}
+
+Result<std::string> Daemon::vmList() const
+{
+    json::Writer w;
+    w.beginObject().key("vms").beginArray();
+    for (const auto& [name, r] : vms_) writeListItem(w, r);
+    w.endArray().endObject();
+    return w.take();
+}
+
+Result<std::string> Daemon::vmStatus(const rpc::Call& call) const
+{
+    VMR_TRY(call.params.allowOnly({"name"}));
+    auto name = call.params.string("name");
+    if (!name) return std::move(name).error();
+    VMR_TRY(store::validateVmName(*name));
+    auto it = vms_.find(*name);
+    if (it == vms_.end()) {
+        return Error(ErrorKind::VmNotFound, "No VM named \"" + *name + "\"", "Run `vmrctl list` to see VMs");
+    }
+    return store::toJson(it->second);
+}
+
+void Daemon::publish(std::string_view topic, std::string_view vm, std::string_view fieldsJson)
+{
+    if (!server_) return;
+    std::string params = "{\"topic\":" + json::quote(topic) + ",\"time\":" + json::quote(isoNow());
+    if (!vm.empty()) params += ",\"vm\":" + json::quote(vm);
+    if (!fieldsJson.empty()) {
+        params += ',';
+        params += fieldsJson;
+    }
+    params += '}';
+    server_->publish(topic, vm, params);
+}
+
+void Daemon::reload()
+{
+    auto env = config::Env::fromProcess();
+    auto settings = config::loadSettings(mode_, options_.configPath, env);
+    if (!settings) {
+        logger().error("Reload failed, keeping the running configuration: {}", settings.error().what());
+        publish("daemon.reloaded", "", "\"ok\":false,\"error\":" + json::quote(settings.error().what()));
+        return;
+    }
+    // Paths and the socket are fixed for the daemon's life; the rest applies now.
+    settings_.logLevel = settings->logLevel;
+    settings_.limits = settings->limits;
+    applySettings();
+    server_->setLimits(rpcLimits(settings_));
+    logger().info("Configuration reloaded");
+    publish("daemon.reloaded", "", "\"ok\":true");
+}
+
+Result<void> Daemon::run()
+{
+    logger().info("vmrd {} ready (pid {}, {} mode, reactor {})", VMR_VERSION, ::getpid(),
+                  mode_ == config::Mode::System ? "system" : "user",
+                  reactor::backendName(reactor_->backend()));
+    auto r = reactor_->run();
+    logger().info("vmrd stopped");
+    return r;
+}
+
+void Daemon::stop()
+{
+    if (stopping_) return;
+    stopping_ = true;
+    server_->shutdown();
+    reactor_->stop();
+}
+
+}  // namespace vmr::vmrd

@@ -1,0 +1,314 @@
+// vmrctl: the command-line client of vmrd.
+//
+// Exit codes: 0 ok, 1 the daemon returned an error, 2 usage, 3 cannot reach the daemon.
+
+#include "base/json.h"
+#include "client.h"
+#include "config/settings.h"
+#include "output.h"
+
+#include "config.h"
+
+#include <simdjson.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using vmr::Error;
+using vmr::ErrorKind;
+using vmr::Result;
+using vmr::ctl::Client;
+
+constexpr int kExitOk = 0;
+constexpr int kExitDaemonError = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitUnreachable = 3;
+
+constexpr const char* kUsage = R"(Usage: vmrctl [OPTIONS] COMMAND [ARGS]
+
+Talks to vmrd, the vmr daemon, over its control socket.
+
+Commands:
+  version                  Show the versions of vmrctl and vmrd
+  list                     List VMs (NAME BACKEND STATE VCPUS MEM NETWORK PID SSH)
+  status NAME              Show everything about one VM
+  events [--topic T]... [--vm NAME]
+                           Stream daemon events until interrupted
+  rpc METHOD [PARAMS]      Call a JSON-RPC method; PARAMS is a JSON object or array
+
+Options:
+  --socket PATH            vmrd's socket (default: $VMR_SOCKET, the user socket, then /run/vmr/vmrd.sock)
+  --json                   Print results as JSON, exactly as vmrd sent them
+  --no-autostart           Never start a vmrd (also: VMR_NO_AUTOSTART=1)
+  -h, --help               Show this help
+  --version                Show vmrctl's version
+
+Exit status: 0 ok, 1 vmrd returned an error, 2 usage error, 3 vmrd cannot be reached.
+)";
+
+struct Options {
+    std::optional<std::string> socket;
+    bool json = false;
+    bool autostart = true;
+    std::vector<std::string> args;
+};
+
+int usageError(const std::string& message)
+{
+    std::fprintf(stderr, "vmrctl: %s\nRun `vmrctl --help` for usage.\n", message.c_str());
+    return kExitUsage;
+}
+
+int reportError(const Error& e)
+{
+    std::fprintf(stderr, "vmrctl: %s\n", e.what().c_str());
+    if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());
+    return e.kind() == ErrorKind::Unavailable ? kExitUnreachable : kExitDaemonError;
+}
+
+bool envTrue(const char* name)
+{
+    const char* v = std::getenv(name);
+    return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0 && std::strcmp(v, "false") != 0;
+}
+
+// Where vmrd is: $VMR_VMRD, next to vmrctl, then PATH.
+std::string vmrdBinary()
+{
+    if (const char* v = std::getenv("VMR_VMRD"); v != nullptr && *v != '\0') return v;
+    std::error_code ec;
+    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        auto beside = self.parent_path() / "vmrd";
+        if (::access(beside.c_str(), X_OK) == 0) return beside.string();
+    }
+    return "vmrd";
+}
+
+// Start a user-mode vmrd in the background, detached from this terminal. Its log goes to
+// <runtime>/vmrd.log. A second vmrd started at the same time exits at once (lock file).
+Result<void> startDaemon(const vmr::config::Settings& user)
+{
+    std::string bin = vmrdBinary();
+    std::filesystem::create_directories(user.runtimeDir);
+    std::string logPath = user.runtimeDir + "/vmrd.log";
+    pid_t pid = ::fork();
+    if (pid < 0) return Error::fromErrno(errno, "Cannot start vmrd");
+    if (pid == 0) {
+        ::setsid();
+        if (::fork() != 0) ::_exit(0);  // the grandchild is re-parented: never our zombie
+        int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+        int logfd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        ::dup2(devnull, 0);
+        ::dup2(devnull, 1);
+        ::dup2(logfd >= 0 ? logfd : devnull, 2);
+        std::string socketArg = "--socket=" + user.socket;
+        ::execlp(bin.c_str(), bin.c_str(), "--user", socketArg.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);  // the intermediate child exits at once
+    return vmr::success();
+}
+
+Result<Client> connectDaemon(const Options& opt)
+{
+    using vmr::config::Mode;
+    auto env = vmr::config::Env::fromProcess();
+    if (opt.socket) return Client::connect(*opt.socket, 2s);
+    if (const char* s = std::getenv("VMR_SOCKET"); s != nullptr && *s != '\0') return Client::connect(s, 2s);
+
+    std::string userSock = vmr::config::defaultSocketPath(Mode::User, env);
+    std::string systemSock = vmr::config::defaultSocketPath(Mode::System, env);
+    auto c = Client::connect(userSock, 2s);
+    if (c) return c;
+    if (systemSock != userSock) {
+        auto s = Client::connect(systemSock, 2s);
+        if (s) return s;
+    }
+    if (!opt.autostart) {
+        return Error(
+            ErrorKind::Unavailable, "No vmrd answers at " + userSock + " or " + systemSock,
+            "Start one with `vmrd`, or drop --no-autostart / VMR_NO_AUTOSTART to let vmrctl start it");
+    }
+    auto user = vmr::config::defaultSettings(Mode::User, env);
+    user.socket = userSock;
+    VMR_TRY(startDaemon(user));
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto t = Client::connect(userSock, 1s);
+        if (t) return t;
+        std::this_thread::sleep_for(20ms);
+    }
+    return Error(ErrorKind::Unavailable,
+                 "Started vmrd, but it did not answer at " + userSock + " within 10 s",
+                 "See its log: " + user.runtimeDir + "/vmrd.log");
+}
+
+int printResult(const Options& opt, const std::string& raw, int (*human)(const std::string&))
+{
+    if (opt.json || human == nullptr) {
+        std::printf("%s\n", raw.c_str());
+        return kExitOk;
+    }
+    return human(raw);
+}
+
+int cmdEvents(Client& client, const Options& opt, const std::vector<std::string>& args)
+{
+    std::vector<std::string> topics;
+    std::string vm;
+    for (size_t i = 1; i < args.size(); ++i) {
+        if (args[i] == "--topic" && i + 1 < args.size()) {
+            topics.push_back(args[++i]);
+        } else if (args[i].rfind("--topic=", 0) == 0) {
+            topics.push_back(args[i].substr(8));
+        } else if (args[i] == "--vm" && i + 1 < args.size()) {
+            vm = args[++i];
+        } else if (args[i].rfind("--vm=", 0) == 0) {
+            vm = args[i].substr(5);
+        } else {
+            return usageError("events: unexpected argument `" + args[i] + "`");
+        }
+    }
+    vmr::json::Writer w;
+    w.beginObject();
+    if (!topics.empty()) {
+        w.key("topics").beginArray();
+        for (auto& t : topics) w.value(t);
+        w.endArray();
+    }
+    if (!vm.empty()) w.field("vm", vm);
+    w.endObject();
+    auto r = client.call("events.subscribe", w.str());
+    if (!r) return reportError(r.error());
+    bool human = !opt.json && ::isatty(STDOUT_FILENO) != 0;
+    if (human) std::fprintf(stderr, "Watching vmrd events (Ctrl-C to stop)\n");
+    std::fflush(stderr);
+    for (;;) {
+        auto n = client.nextNotification(std::nullopt);
+        if (!n) return reportError(n.error());
+        if (!*n) {
+            std::fprintf(stderr, "vmrctl: vmrd closed the event stream\n");
+            return kExitUnreachable;
+        }
+        if ((*n)->method != "event") continue;
+        if (human) {
+            std::printf("%s\n", vmr::ctl::describeEvent((*n)->params).c_str());
+        } else {
+            std::printf("%s\n", (*n)->params.c_str());
+        }
+        std::fflush(stdout);
+    }
+}
+
+int run(const Options& opt)
+{
+    const auto& args = opt.args;
+    if (args.empty()) return usageError("missing command");
+    const std::string& cmd = args[0];
+
+    // Validate usage before touching the daemon.
+    std::string method;
+    std::string params = "{}";
+    int (*human)(const std::string&) = nullptr;
+    if (cmd == "version") {
+        if (args.size() != 1) return usageError("version takes no arguments");
+        method = "vmr.version";
+        human = [](const std::string& raw) { return vmr::ctl::printVersion(raw); };
+    } else if (cmd == "list") {
+        if (args.size() != 1) return usageError("list takes no arguments");
+        method = "vm.list";
+        human = [](const std::string& raw) { return vmr::ctl::printList(raw, ::isatty(STDOUT_FILENO) != 0); };
+    } else if (cmd == "status") {
+        if (args.size() != 2) return usageError("status needs exactly one VM name: vmrctl status NAME");
+        method = "vm.status";
+        vmr::json::Writer w;
+        w.beginObject().field("name", args[1]).endObject();
+        params = w.take();
+        human = [](const std::string& raw) { return vmr::ctl::printStatus(raw); };
+    } else if (cmd == "rpc") {
+        if (args.size() < 2 || args.size() > 3) return usageError("usage: vmrctl rpc METHOD [JSON-PARAMS]");
+        method = args[1];
+        params = args.size() == 3 ? args[2] : "";
+        if (!params.empty()) {
+            simdjson::dom::parser p;
+            simdjson::dom::element el;
+            if (p.parse(params).get(el) != simdjson::SUCCESS || (!el.is_object() && !el.is_array())) {
+                return usageError("rpc: PARAMS must be a JSON object or array, e.g. '{\"name\":\"vm1\"}'");
+            }
+        }
+    } else if (cmd == "events") {
+        // handled below, after connecting
+    } else if (cmd == "help") {
+        std::fputs(kUsage, stdout);
+        return kExitOk;
+    } else {
+        return usageError("unknown command `" + cmd + "`");
+    }
+
+    auto client = connectDaemon(opt);
+    if (!client) return reportError(client.error());
+    if (cmd == "events") return cmdEvents(*client, opt, args);
+
+    auto r = client->call(method, params);
+    if (!r) return reportError(r.error());
+    if (cmd == "version" && !opt.json) {
+        std::printf("vmrctl %s\n", VMR_VERSION);
+    }
+    return printResult(opt, *r, human);
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    std::signal(SIGPIPE, SIG_IGN);
+    Options opt;
+    opt.autostart = !envTrue("VMR_NO_AUTOSTART");
+    bool commandSeen = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (!commandSeen && (a == "-h" || a == "--help")) {
+            std::fputs(kUsage, stdout);
+            return kExitOk;
+        }
+        if (!commandSeen && a == "--version") {
+            std::printf("vmrctl %s\n", VMR_VERSION);
+            return kExitOk;
+        }
+        if (!commandSeen && a == "--json") {
+            opt.json = true;
+        } else if (!commandSeen && a == "--no-autostart") {
+            opt.autostart = false;
+        } else if (!commandSeen && a == "--socket") {
+            if (i + 1 >= argc) return usageError("--socket needs a path");
+            opt.socket = argv[++i];
+        } else if (!commandSeen && a.rfind("--socket=", 0) == 0) {
+            opt.socket = a.substr(9);
+        } else if (!commandSeen && a.size() > 1 && a[0] == '-') {
+            return usageError("unknown option `" + a + "`");
+        } else {
+            commandSeen = true;
+            opt.args.push_back(a);
+        }
+    }
+    return run(opt);
+}
