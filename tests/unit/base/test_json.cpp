@@ -18,11 +18,12 @@ TEST_CASE("strings are escaped per RFC 8259", "[json]")
 
 TEST_CASE("valid UTF-8 passes through, invalid bytes become U+FFFD", "[json]")
 {
-    CHECK(quote("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80") == "\"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80\"");
+    CHECK(quote("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80") ==
+          "\"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80\"");
     CHECK(quote("\xff") == "\"\\ufffd\"");
-    CHECK(quote("\xc3") == "\"\\ufffd\"");               // truncated sequence
-    CHECK(quote("\xc0\xaf") == "\"\\ufffd\\ufffd\"");     // overlong '/'
-    CHECK(quote("\xed\xa0\x80") == "\"\\ufffd\\ufffd\\ufffd\"");  // surrogate
+    CHECK(quote("\xc3") == "\"\\ufffd\"");                                   // truncated sequence
+    CHECK(quote("\xc0\xaf") == "\"\\ufffd\\ufffd\"");                        // overlong '/'
+    CHECK(quote("\xed\xa0\x80") == "\"\\ufffd\\ufffd\\ufffd\"");             // surrogate
     CHECK(quote("\xf4\x90\x80\x80") == "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");  // > U+10FFFF
 }
 

@@ -1,0 +1,431 @@
+// A real vmrd in a temp dir, driven by the real vmrctl and by raw clients of the socket.
+
+#include "harness.h"
+
+#include <catch2/catch.hpp>
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+using namespace vmr::test;
+
+namespace {
+
+constexpr const char* kRecord =
+    R"({"version":1,"name":"web1","id":"0a1b2c3d","backend":"qemu","created":1700000000,
+"image":"/var/lib/images/debian.qcow2","vcpus":2,"memory_mib":2048,"network":"user","state":"stopped",
+"state_reason":"created","pid":null,"pid_start_time":null,"ssh_port":10022,"mac":"52:54:00:0a:1b:2c","vnc_port":null,"disk_gib":null,
+"kernel":null,"initrd":null,"cmdline":"","accel":"auto"})";
+
+void seedRecord(const TempDir& dir, const std::string& name, const std::string& json)
+{
+    writeFile(dir / ("state/vms/" + name + "/vm.json"), json);
+}
+
+}  // namespace
+
+TEST_CASE("vmrctl version talks to vmrd", "[control]")
+{
+    TempDir dir;
+    Daemon d(dir);
+    REQUIRE(d.waitReady());
+    auto r = d.ctl({"version"});
+    INFO(r.err << d.log());
+    CHECK(r.code == 0);
+    CHECK(r.out.find("vmrctl 0.1.0") != std::string::npos);
+    CHECK(r.out.find("vmrd 0.1.0") != std::string::npos);
+    CHECK(r.out.find("reactor: ") != std::string::npos);
+
+    auto j = d.ctl({"--json", "version"});
+    CHECK(j.code == 0);
+    CHECK(j.out.find("\"api\":1") != std::string::npos);
+    CHECK(j.out.find("\"mode\":\"user\"") != std::string::npos);
+}
+
+TEST_CASE("the control socket is mode 0660 and logged callers are named", "[control]")
+{
+    TempDir dir;
+    Daemon d(dir);
+    REQUIRE(d.waitReady());
+    struct stat st {};
+    REQUIRE(::stat(d.socket().c_str(), &st) == 0);
+    CHECK(S_ISSOCK(st.st_mode));
+    CHECK((st.st_mode & 0777) == 0660);
+}
+
+TEST_CASE("list and status read the VM records", "[control]")
+{
+    TempDir dir;
+    seedRecord(dir, "web1", kRecord);
+    Daemon d(dir);
+    REQUIRE(d.waitReady());
+
+    auto list = d.ctl({"list"});
+    INFO(list.err << d.log());
+    REQUIRE(list.code == 0);
+    CHECK(list.out.find("NAME") != std::string::npos);
+    CHECK(list.out.find("web1") != std::string::npos);
+    CHECK(list.out.find("2048M") != std::string::npos);
+    CHECK(list.out.find("10022") != std::string::npos);
+
+    auto status = d.ctl({"status", "web1"});
+    REQUIRE(status.code == 0);
+    CHECK(status.out.find("mac:") != std::string::npos);
+    CHECK(status.out.find("52:54:00:0a:1b:2c") != std::string::npos);
+
+    auto json = d.ctl({"--json", "list"});
+    CHECK(json.code == 0);
+    CHECK(json.out.find("\"name\":\"web1\"") != std::string::npos);
+}
+
+TEST_CASE("errors carry a kind, a message and a hint, and set the exit code", "[control]")
+{
+    TempDir dir;
+    Daemon d(dir);
+    REQUIRE(d.waitReady());
+
+    auto missing = d.ctl({"status", "nope"});
+    CHECK(missing.code == 1);
+    CHECK(missing.err.find("No VM named \"nope\"") != std::string::npos);
+    CHECK(missing.err.find("vmrctl list") != std::string::npos);
+
+    auto bad = d.ctl({"status", "../etc"});
+    CHECK(bad.code == 1);
+    CHECK(bad.err.find("..") != std::string::npos);
+
+    auto unknown = d.ctl({"rpc", "vm.frobnicate"});
+    CHECK(unknown.code == 1);
+    CHECK(unknown.err.find("vm.frobnicate") != std::string::npos);
+
+    auto raw = d.ctl({"--json", "rpc", "vm.status", "{\"name\":\"nope\"}"});
+    CHECK(raw.code == 1);
+
+    CHECK(d.ctl({"rpc", "vmr.ping", "{not json"}).code == 2);
+    CHECK(d.ctl({"status"}).code == 2);
+    CHECK(d.ctl({"frobnicate"}).code == 2);
+    CHECK(d.ctl({"--bogus", "list"}).code == 2);
+
+    auto ping = d.ctl({"rpc", "vmr.ping"});
+    CHECK(ping.code == 0);
+    CHECK(ping.out == "{\"pong\":true}\n");
+}
+
+TEST_CASE("vmrctl exits 3 when no daemon answers and autostart is off", "[control]")
+{
+    TempDir dir;
+    auto r = run({binary("VMR_VMRCTL"), "--no-autostart", "--socket", dir / "none.sock", "list"});
+    CHECK(r.code == 3);
+    CHECK(r.err.find("Cannot reach vmrd") != std::string::npos);
+    CHECK(r.err.find("hint:") != std::string::npos);
+}
+
+TEST_CASE("a corrupt record is reported and kept aside; the daemon still starts", "[control][store]")
+{
+    TempDir dir;
+    seedRecord(dir, "web1", kRecord);
+    seedRecord(dir, "broken", "{\"version\":1,\"name\":\"bro");
+    Daemon d(dir);
+    REQUIRE(d.waitReady());
+    auto list = d.ctl({"list"});
+    CHECK(list.code == 0);
+    CHECK(list.out.find("web1") != std::string::npos);
+    CHECK(list.out.find("broken") == std::string::npos);
+    CHECK(d.log().find("broken") != std::string::npos);
+    bool kept = false;
+    for (auto& e : std::filesystem::directory_iterator(dir / "state/vms/broken")) {
+        if (e.path().filename().string().rfind("vm.json.corrupt-", 0) == 0) kept = true;
+    }
+    CHECK(kept);
+}
+
+TEST_CASE("a second vmrd on the same state dir refuses to start", "[control]")
+{
+    TempDir dir;
+    Daemon first(dir);
+    REQUIRE(first.waitReady());
+    Daemon::Config cfg;
+    cfg.extraArgs = {"--socket", dir / "run/other.sock"};
+    Daemon second(dir, cfg);
+    auto code = second.waitExit(10s);
+    REQUIRE(code.has_value());
+    CHECK(*code == 3);
+    CHECK(first.running());
+    CHECK(first.ctl({"version"}).code == 0);
+}
+
+TEST_CASE("SIGTERM shuts vmrd down cleanly and removes its socket", "[control]")
+{
+    TempDir dir;
+    Daemon d(dir);
+    REQUIRE(d.waitReady());
+    CHECK(d.terminate() == 0);
+    CHECK(!std::filesystem::exists(d.socket()));
+}
+
+TEST_CASE("SIGHUP reloads the configuration and emits an event", "[control][events]")
+{
+    TempDir dir;
+    Daemon::Config cfg;
+    cfg.configToml = "log_level = \"info\"\n";
+    Daemon d(dir, cfg);
+    REQUIRE(d.waitReady());
+
+    RawClient sub(d.socket());
+    REQUIRE(sub.send(
+        R"({"jsonrpc":"2.0","id":1,"method":"events.subscribe","params":{"topics":["daemon.reloaded"]}})"
+        "\n"));
+    auto ack = sub.readLine();
+    REQUIRE(ack);
+    CHECK(ack->find("\"subscribed\":true") != std::string::npos);
+
+    d.signal(SIGHUP);
+    auto ev = sub.readLine(10s);
+    REQUIRE(ev);
+    CHECK(ev->find("\"method\":\"event\"") != std::string::npos);
+    CHECK(ev->find("\"topic\":\"daemon.reloaded\"") != std::string::npos);
+    CHECK(ev->find("\"ok\":true") != std::string::npos);
+
+    // A broken file on reload: the daemon keeps running on its old settings and says why.
+    writeFile(dir / "vmrd.toml", "log_levle = \"debug\"\n");
+    d.signal(SIGHUP);
+    auto bad = sub.readLine(10s);
+    REQUIRE(bad);
+    CHECK(bad->find("\"ok\":false") != std::string::npos);
+    CHECK(bad->find("log_level") != std::string::npos);  // the did-you-mean suggestion
+    CHECK(d.running());
+    CHECK(d.ctl({"version"}).code == 0);
+}
+
+TEST_CASE("vmrctl events streams notifications", "[control][events]")
+{
+    TempDir dir;
+    Daemon d(dir);
+    REQUIRE(d.waitReady());
+    // vmrctl events never ends by itself: run it with a timeout while reloading twice.
+    std::thread hup([&] {
+        std::this_thread::sleep_for(700ms);
+        d.signal(SIGHUP);
+        std::this_thread::sleep_for(200ms);
+        d.signal(SIGHUP);
+    });
+    auto r =
+        run({binary("VMR_VMRCTL"), "--socket", d.socket(), "events", "--topic", "daemon.reloaded"}, {}, 3s);
+    hup.join();
+    size_t count = 0;
+    for (size_t pos = 0; (pos = r.out.find("daemon.reloaded", pos)) != std::string::npos; ++pos) ++count;
+    CHECK(count == 2);
+}
+
+TEST_CASE("a bad config file stops vmrd with the file, line and key", "[control]")
+{
+    TempDir dir;
+    Daemon::Config cfg;
+    cfg.configToml = "state_dir = \"/x\"\n[limits]\nmax_clients = \"many\"\n";
+    Daemon d(dir, cfg);
+    auto code = d.waitExit(10s);
+    REQUIRE(code);
+    CHECK(*code == 1);
+    CHECK(d.log().find("vmrd.toml:3") != std::string::npos);
+    CHECK(d.log().find("max_clients") != std::string::npos);
+}
+
+TEST_CASE("socket activation: vmrd serves a listening socket passed as fd 3", "[control]")
+{
+    TempDir dir;
+    std::string path = dir / "activated.sock";
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(fd, 16) == 0);
+    Daemon::Config cfg;
+    cfg.listenFd = fd;
+    Daemon d(dir, cfg);
+    ::close(fd);
+    REQUIRE(eventually([&] { return RawClient(path).connected(); }));
+    auto r = run({binary("VMR_VMRCTL"), "--socket", path, "rpc", "vmr.ping"});
+    CHECK(r.code == 0);
+    CHECK(d.log().find("service manager") != std::string::npos);
+}
+
+TEST_CASE("protocol: batches, notifications, parse errors", "[control][protocol]")
+{
+    TempDir dir;
+    Daemon d(dir);
+    REQUIRE(d.waitReady());
+    RawClient c(d.socket());
+    REQUIRE(c.connected());
+
+    REQUIRE(c.send(R"([{"jsonrpc":"2.0","id":1,"method":"vmr.ping"},{"jsonrpc":"2.0","method":"vmr.ping"},)"
+                   R"({"jsonrpc":"2.0","id":"b","method":"nope"},{"foo":1}])"
+                   "\n"));
+    auto batch = c.readLine();
+    REQUIRE(batch);
+    CHECK(batch->front() == '[');
+    CHECK(batch->find("\"id\":1,\"result\":{\"pong\":true}") != std::string::npos);
+    CHECK(batch->find("-32601") != std::string::npos);
+    CHECK(batch->find("-32600") != std::string::npos);
+
+    // A notification alone gets no reply: the next line answers the next request.
+    REQUIRE(
+        c.send("{\"jsonrpc\":\"2.0\",\"method\":\"vmr.ping\"}\n{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":"
+               "\"vmr.ping\"}\n"));
+    auto next = c.readLine();
+    REQUIRE(next);
+    CHECK(next->find("\"id\":9") != std::string::npos);
+
+    REQUIRE(c.send("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\"\n"));
+    auto parseErr = c.readLine();
+    REQUIRE(parseErr);
+    CHECK(parseErr->find("-32700") != std::string::npos);
+    CHECK(parseErr->find("\"id\":null") != std::string::npos);
+
+    // The connection is still usable after errors.
+    REQUIRE(c.send("{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"vmr.ping\"}\n"));
+    CHECK(c.readLine());
+}
+
+TEST_CASE("a request line over 1 MiB gets an error and the connection is closed", "[control][limits]")
+{
+    TempDir dir;
+    Daemon d(dir);
+    REQUIRE(d.waitReady());
+    RawClient c(d.socket());
+    std::string big = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"vmr.ping\",\"params\":{\"x\":\"";
+    big.append((1 << 20) + 16, 'a');
+    c.send(big);
+    auto err = c.readLine(10s);
+    REQUIRE(err);
+    CHECK(err->find("too_large") != std::string::npos);
+    CHECK(c.waitClosed(10s));
+    // Other clients are unaffected.
+    CHECK(d.ctl({"version"}).code == 0);
+}
+
+TEST_CASE("a client that stops reading is disconnected without slowing others", "[control][limits]")
+{
+    TempDir dir;
+    Daemon::Config cfg;
+    cfg.configToml = "[limits]\nmax_client_backlog = 65536\n";
+    Daemon d(dir, cfg);
+    REQUIRE(d.waitReady());
+
+    RawClient stalled(d.socket());
+    REQUIRE(stalled.connected());
+    int small = 4096;
+    ::setsockopt(stalled.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    std::string burst;
+    for (int i = 0; i < 2000; ++i)
+        burst += "{\"jsonrpc\":\"2.0\",\"id\":" + std::to_string(i) + ",\"method\":\"vmr.version\"}\n";
+
+    std::atomic<bool> done{false};
+    std::thread writer([&] {
+        // Keep sending without ever reading; the daemon must cut us off.
+        for (int round = 0; round < 200 && !done; ++round) {
+            if (!stalled.send(burst)) break;
+        }
+    });
+    // Meanwhile another client is served promptly.
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 20; ++i) CHECK(d.ctl({"rpc", "vmr.ping"}).code == 0);
+    auto elapsed = std::chrono::steady_clock::now() - t0;
+    CHECK(elapsed < 20s);
+    CHECK(eventually([&] { return d.log().find("stopped reading") != std::string::npos; }, 20s));
+    done = true;
+    ::shutdown(stalled.fd(), SHUT_RDWR);
+    writer.join();
+    CHECK(d.running());
+}
+
+TEST_CASE("1000 simultaneous clients are served", "[control][limits]")
+{
+    rlimit rl{};
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max < 2200) {
+        WARN("RLIMIT_NOFILE hard limit too low for this test: " << rl.rlim_max);
+        return;
+    }
+    rl.rlim_cur = std::max<rlim_t>(rl.rlim_cur, 4096);
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+
+    TempDir dir;
+    Daemon d(dir);
+    REQUIRE(d.waitReady());
+    std::vector<RawClient> clients;
+    clients.reserve(1000);
+    for (int i = 0; i < 1000; ++i) {
+        clients.emplace_back(d.socket());
+        REQUIRE(clients.back().connected());
+    }
+    for (int i = 0; i < 1000; ++i) {
+        REQUIRE(clients[i].send("{\"jsonrpc\":\"2.0\",\"id\":" + std::to_string(i) +
+                                ",\"method\":\"vmr.ping\"}\n"));
+    }
+    int answered = 0;
+    for (int i = 0; i < 1000; ++i) {
+        auto line = clients[i].readLine(10s);
+        if (line && line->find("\"id\":" + std::to_string(i) + ",") != std::string::npos) ++answered;
+    }
+    CHECK(answered == 1000);
+}
+
+TEST_CASE("vmrctl starts a user-mode vmrd when none answers, and only one", "[control][autostart]")
+{
+    TempDir dir;
+    std::map<std::string, std::string> env = {{"HOME", dir.path()},
+                                              {"XDG_RUNTIME_DIR", dir / "xdgrun"},
+                                              {"XDG_DATA_HOME", dir / "data"},
+                                              {"XDG_CONFIG_HOME", dir / "config"},
+                                              {"VMR_SOCKET", ""},
+                                              {"VMR_NO_AUTOSTART", ""},
+                                              {"VMR_VMRD", binary("VMR_VMRD")}};
+    ProcResult a, b;
+    std::thread ta([&] { a = run({binary("VMR_VMRCTL"), "version"}, env); });
+    std::thread tb([&] { b = run({binary("VMR_VMRCTL"), "version"}, env); });
+    ta.join();
+    tb.join();
+    INFO(a.err << b.err);
+    CHECK(a.code == 0);
+    CHECK(b.code == 0);
+
+    std::string lock = readFile(dir / "data/vmr/vmrd.lock");
+    REQUIRE(!lock.empty());
+    pid_t pid = std::stoi(lock);
+    // Both clients reached the same daemon.
+    CHECK(a.out.find("vmrd 0.1.0") != std::string::npos);
+    auto j = run({binary("VMR_VMRCTL"), "--json", "version"}, env);
+    CHECK(j.out.find("\"pid\":" + std::to_string(pid)) != std::string::npos);
+    // Only one vmrd keeps running on this state dir (a second one, started by the other
+    // vmrctl, may still be on its way out after losing the lock).
+    auto vmrdCount = [&] {
+        int count = 0;
+        for (auto& e : std::filesystem::directory_iterator("/proc")) {
+            std::string environ = readFile(e.path().string() + "/environ");
+            if (environ.find("XDG_DATA_HOME=" + (dir / "data")) == std::string::npos) continue;
+            std::string cmdline = readFile(e.path().string() + "/cmdline");
+            if (cmdline.find("vmrd") != std::string::npos && cmdline.find("vmrctl") == std::string::npos)
+                ++count;
+        }
+        return count;
+    };
+    CHECK(eventually([&] { return vmrdCount() == 1; }, 10s));
+    // We started it (through vmrctl): stop it, and learn that it exited from its pidfd.
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    REQUIRE(pidfd >= 0);
+    ::kill(pid, SIGTERM);
+    pollfd p{pidfd, POLLIN, 0};
+    CHECK(::poll(&p, 1, 10000) == 1);
+    ::close(pidfd);
+}
