@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds vmr twice (gcc, then with
+# AddressSanitizer + UndefinedBehaviorSanitizer) and runs the whole default suite in both.
+# Extra arguments go to `meson test` (e.g. --suite rpc).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+vmr_install_packages "${VMR_BUILD_PACKAGES[@]}"
+cd "$VMR_ROOT"
+
+total_ok=0
+total_fail=0
+total_skip=0
+run_suite() {
+  local dir=$1
+  shift
+  say "Testing $dir"
+  local rc=0
+  meson test -C "$dir" --print-errorlogs --num-processes 2 "$@" || rc=$?
+  # Count from meson's machine-readable log.
+  local counts
+  counts=$(python3 - "$dir/meson-logs/testlog.json" <<'PY'
+import json, sys
+ok = fail = skip = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("result") in ("OK", "EXPECTEDFAIL"):
+        ok += 1
+    elif r.get("result") == "SKIP":
+        skip += 1
+    else:
+        fail += 1
+print(ok, fail, skip)
+PY
+)
+  local ok fail skip
+  read -r ok fail skip <<<"$counts"
+  total_ok=$((total_ok + ok))
+  total_fail=$((total_fail + fail))
+  total_skip=$((total_skip + skip))
+  return $rc
+}
+
+status=0
+vmr_build build
+run_suite build "$@" || status=1
+
+export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+vmr_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false
+run_suite build-asan "$@" || status=1
+
+echo "tests: $total_ok passed, $total_fail failed, $total_skip skipped"
+exit $status
