@@ -271,7 +271,10 @@ bool Reactor::runUntil(const std::function<bool()>& pred, Duration timeout)
 
 // ---- Timer ------------------------------------------------------------------------------
 
-Timer::Timer(Reactor& r, std::function<void()> onFire) : reactor_(r), onFire_(std::move(onFire)) {}
+Timer::Timer(Reactor& r, std::function<void()> onFire)
+    : reactor_(r), onFire_(std::make_shared<std::function<void()>>(std::move(onFire)))
+{
+}
 
 Timer::~Timer()
 {
@@ -311,7 +314,8 @@ void Timer::fire() noexcept
     DestroyGuard guard(destroyed_);
     uint64_t gen = gen_;
     auto next = Clock::now() + repeat_;
-    if (onFire_) onFire_();
+    auto cb = onFire_;  // survives the timer's destruction inside the callback
+    if (*cb) (*cb)();
     if (guard.dead()) return;
     // A repeating timer re-arms itself unless its callback restarted or stopped it.
     if (repeat_ > Duration::zero() && gen == gen_) arm(next);
@@ -320,7 +324,10 @@ void Timer::fire() noexcept
 // ---- FdWatch ----------------------------------------------------------------------------
 
 FdWatch::FdWatch(Reactor& r, int fd, uint32_t events, std::function<void(uint32_t)> onReady)
-    : reactor_(r), fd_(fd), events_(events), onReady_(std::move(onReady))
+    : reactor_(r),
+      fd_(fd),
+      events_(events),
+      onReady_(std::make_shared<std::function<void(uint32_t)>>(std::move(onReady)))
 {
     arm();
 }
@@ -365,9 +372,10 @@ void FdWatch::onOpComplete(detail::Op& op) noexcept
         if (op.res & (POLLOUT | POLLERR | POLLHUP | POLLNVAL)) revents |= Writable;
         revents &= events_;
     }
-    if (revents != 0 && onReady_) {
+    if (revents != 0 && *onReady_) {
         DestroyGuard guard(destroyed_);
-        onReady_(revents);
+        auto cb = onReady_;
+        (*cb)(revents);
         if (guard.dead()) return;
     }
     arm();

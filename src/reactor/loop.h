@@ -107,7 +107,8 @@ private:
     void fire() noexcept;
 
     Reactor& reactor_;
-    std::function<void()> onFire_;
+    // Shared so that a callback that destroys the timer keeps its own closure alive.
+    std::shared_ptr<std::function<void()>> onFire_;
     Duration repeat_{0};
     uint64_t gen_ = 0;  // bumped by start()/stop(), so fire() can tell the callback touched it
     std::optional<std::pair<Clock::time_point, uint64_t>> key_;  // in reactor_.timers_ when set
@@ -137,8 +138,8 @@ private:
     Reactor& reactor_;
     int fd_;
     uint32_t events_;
-    std::function<void(uint32_t)> onReady_;
-    detail::OpSlot<detail::PollOp> poll_;  // the armed poll, if any
+    std::shared_ptr<std::function<void(uint32_t)>> onReady_;  // shared: see Timer::onFire_
+    detail::OpSlot<detail::PollOp> poll_;                     // the armed poll, if any
     bool* destroyed_ = nullptr;
 };
 

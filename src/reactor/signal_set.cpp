@@ -10,7 +10,7 @@
 namespace vmr::reactor {
 
 SignalSet::SignalSet(Reactor& r, std::initializer_list<int> signals, std::function<void(int)> onSignal)
-    : reactor_(r), onSignal_(std::move(onSignal))
+    : reactor_(r), onSignal_(std::make_shared<std::function<void(int)>>(std::move(onSignal)))
 {
     sigemptyset(&mask_);
     sigemptyset(&blockedByUs_);
@@ -49,14 +49,15 @@ void SignalSet::arm()
 void SignalSet::drain(bool dispatch) noexcept
 {
     DestroyGuard guard(destroyed_);
+    auto cb = onSignal_;
     for (;;) {
         signalfd_siginfo info[8];
         ssize_t n = ::read(fd_.get(), info, sizeof(info));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return;
         for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(signalfd_siginfo); ++i) {
-            if (!dispatch || !onSignal_) continue;
-            onSignal_(static_cast<int>(info[i].ssi_signo));
+            if (!dispatch || !*cb) continue;
+            (*cb)(static_cast<int>(info[i].ssi_signo));
             if (guard.dead()) return;
         }
     }

@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <initializer_list>
+#include <memory>
 
 namespace vmr::reactor {
 
@@ -31,7 +32,7 @@ private:
     void onOpComplete(detail::Op& op) noexcept override;
 
     Reactor& reactor_;
-    std::function<void(int)> onSignal_;
+    std::shared_ptr<std::function<void(int)>> onSignal_;  // shared: a callback may destroy the set
     sigset_t mask_{};
     sigset_t blockedByUs_{};  // not blocked before we came
     UniqueFd fd_;

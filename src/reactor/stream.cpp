@@ -59,7 +59,7 @@ Stream::~Stream()
 
 void Stream::start(Callbacks cbs)
 {
-    cbs_ = std::move(cbs);
+    cbs_ = std::make_shared<Callbacks>(std::move(cbs));
     started_ = true;
     armRead();
 }
@@ -141,13 +141,14 @@ void Stream::deliver(int res)
         }
     }
     DestroyGuard guard(destroyed_);
-    if (!fds.empty() && cbs_.onFds) {
-        cbs_.onFds(std::move(fds));
+    auto cbs = cbs_;
+    if (!fds.empty() && cbs->onFds) {
+        cbs->onFds(std::move(fds));
         if (guard.dead() || closed_) return;
     }
     fds.clear();
-    if (cbs_.onData) {
-        cbs_.onData(std::string_view(hold->buf.get(), static_cast<size_t>(res)));
+    if (cbs->onData) {
+        cbs->onData(std::string_view(hold->buf.get(), static_cast<size_t>(res)));
         if (guard.dead() || closed_) return;
     }
     if (!recv_) recv_.attach(reactor_, hold.release(), this);
@@ -157,17 +158,17 @@ void Stream::deliver(int res)
 void Stream::finishEof()
 {
     if (closed_ || pendingBytes_ > 0 || send_.inFlight()) return;  // handleWrite calls again
-    auto onClose = std::move(cbs_.onClose);
+    auto cbs = cbs_;
     close();
-    if (onClose) onClose(nullptr);
+    if (cbs->onClose) cbs->onClose(nullptr);
 }
 
 void Stream::fail(Error err)
 {
     if (closed_) return;
-    auto onClose = std::move(cbs_.onClose);
+    auto cbs = cbs_;
     close();
-    if (onClose) onClose(&err);
+    if (cbs->onClose) cbs->onClose(&err);
 }
 
 void Stream::enqueue(detail::Chunk c)
@@ -261,8 +262,9 @@ void Stream::handleWrite(int res)
         ::shutdown(fd_.get(), SHUT_WR);
     }
     DestroyGuard guard(destroyed_);
-    if (cbs_.onDrained) {
-        cbs_.onDrained();
+    auto cbs = cbs_;
+    if (cbs->onDrained) {
+        cbs->onDrained();
         if (guard.dead() || closed_) return;
     }
     if (eof_) finishEof();
@@ -303,7 +305,10 @@ Result<ucred> Stream::peerCredentials() const
 // ---- Listener ---------------------------------------------------------------------------
 
 Listener::Listener(Reactor& r, UniqueFd listening, std::function<void(UniqueFd)> onAccept)
-    : reactor_(r), fd_(std::move(listening)), onAccept_(std::move(onAccept)), backoff_(r, [this] { arm(); })
+    : reactor_(r),
+      fd_(std::move(listening)),
+      onAccept_(std::make_shared<std::function<void(UniqueFd)>>(std::move(onAccept))),
+      backoff_(r, [this] { arm(); })
 {
     arm();
 }
@@ -334,7 +339,8 @@ void Listener::onOpComplete(detail::Op& op) noexcept
     int res = op.res;
     if (res >= 0) {
         DestroyGuard guard(destroyed_);
-        onAccept_(UniqueFd(res));
+        auto cb = onAccept_;
+        (*cb)(UniqueFd(res));
         if (guard.dead()) return;
     } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
         backoff_.start(kAcceptBackoff);

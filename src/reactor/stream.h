@@ -72,7 +72,8 @@ private:
 
     Reactor& reactor_;
     UniqueFd fd_;
-    Callbacks cbs_;
+    // Shared so that a callback that destroys the stream keeps its own closure alive.
+    std::shared_ptr<Callbacks> cbs_ = std::make_shared<Callbacks>();
     // Operation records: owned here while idle, by the backend while in flight.
     detail::OpSlot<detail::RecvOp> recv_;
     detail::OpSlot<detail::SendOp> send_;
@@ -106,7 +107,7 @@ private:
 
     Reactor& reactor_;
     UniqueFd fd_;
-    std::function<void(UniqueFd)> onAccept_;
+    std::shared_ptr<std::function<void(UniqueFd)>> onAccept_;  // shared: see Stream::cbs_
     detail::OpSlot<detail::AcceptOp> accept_;
     Timer backoff_;  // out of fds: retry later instead of spinning
     bool stopped_ = false;
