@@ -1,0 +1,337 @@
+#include "image/qemu_img.h"
+
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using namespace vmr;
+using namespace vmr::image;
+using vmr::reactor::Reactor;
+using vmr::reactor::Task;
+
+namespace {
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+constexpr uint64_t kGiB = uint64_t{1} << 30;
+
+std::unique_ptr<Reactor> makeReactor()
+{
+    auto r = Reactor::create();  // the backend VMR_REACTOR names (meson runs the suite per backend)
+    if (!r) FAIL("Reactor::create: " << r.error().what());
+    return std::move(*r);
+}
+
+template <typename T>
+T runTask(Reactor& r, Task<T> t)
+{
+    t.start();
+    REQUIRE(r.runUntil([&] { return t.done(); }, 30s));
+    return t.result();
+}
+
+class TempDir {
+public:
+    TempDir()
+    {
+        std::string tmpl = std::filesystem::temp_directory_path() / "vmr-image-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        path_ = tmpl;
+    }
+    ~TempDir()
+    {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+    const std::string& path() const { return path_; }
+    std::vector<std::string> entries() const
+    {
+        std::vector<std::string> out;
+        for (const auto& e : std::filesystem::directory_iterator(path_)) out.push_back(e.path().filename());
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+
+private:
+    std::string path_;
+};
+
+// Run a helper program (qemu-img, qemu-io) to completion on the reactor; REQUIREs exit 0.
+std::string tool(Reactor& r, std::vector<std::string> argv)
+{
+    auto res = runTask(r, reactor::run(r, {.argv = std::move(argv)}, 30s));
+    REQUIRE(res);
+    INFO(res->err);
+    REQUIRE(res->status.code == 0);
+    return res->out;
+}
+
+bool haveQemuIo()
+{
+    for (const char* dir : {"/usr/bin", "/usr/local/bin", "/bin"})
+        if (::access((std::string(dir) + "/qemu-io").c_str(), X_OK) == 0) return true;
+    return false;
+}
+
+std::string readAll(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), {}};
+}
+
+struct FileStamp {
+    std::string bytes;
+    int64_t mtimeNs = 0;
+    bool operator==(const FileStamp&) const = default;
+};
+
+FileStamp stamp(const std::string& path)
+{
+    struct stat st;
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    return {readAll(path), st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec};
+}
+
+// A base image of `format` with a 0xab pattern in its first 64 KiB.
+std::string makeBase(Reactor& r, const TempDir& dir, const std::string& format, uint64_t size)
+{
+    std::string path = dir / ("base." + format);
+    tool(r, {"qemu-img", "create", "-f", format, path, std::to_string(size)});
+    if (haveQemuIo()) tool(r, {"qemu-io", "-f", format, "-c", "write -P 0xab 0 64k", path});
+    return path;
+}
+
+}  // namespace
+
+TEST_CASE("parseImageInfo: qemu-img's JSON, with and without a backing file")
+{
+    auto overlay = parseImageInfo(R"({
+        "backing-filename-format": "raw", "virtual-size": 16777216, "filename": "ov.qcow2",
+        "cluster-size": 65536, "format": "qcow2", "actual-size": 200704,
+        "format-specific": {"type": "qcow2", "data": {"compat": "1.1", "corrupt": false}},
+        "full-backing-filename": "/tmp/b.raw", "backing-filename": "/tmp/b.raw", "dirty-flag": false})");
+    REQUIRE(overlay);
+    CHECK(overlay->format == "qcow2");
+    CHECK(overlay->virtualSize == 16777216);
+    CHECK(overlay->actualSize == uint64_t{200704});
+    CHECK(overlay->backingFilename == "/tmp/b.raw");
+    CHECK(overlay->backingFormat == "raw");
+    CHECK(!overlay->dirty);
+
+    auto raw =
+        parseImageInfo(R"({"virtual-size": 512, "filename": "t", "format": "raw", "dirty-flag": true})");
+    REQUIRE(raw);
+    CHECK(raw->format == "raw");
+    CHECK(raw->virtualSize == 512);
+    CHECK(!raw->actualSize);
+    CHECK(raw->backingFilename.empty());
+    CHECK(raw->backingFormat.empty());
+    CHECK(raw->dirty);
+
+    for (const char* bad : {"", "[]", "{", R"({"virtual-size": 1})", R"({"format": "raw"})",
+                            R"({"format": "raw", "virtual-size": -1})", R"({"format": 3, "virtual-size": 1})",
+                            R"({"format": "raw", "virtual-size": 1, "dirty-flag": "no"})",
+                            R"({"format": "raw", "virtual-size": 1, "backing-filename": 7})"}) {
+        INFO(bad);
+        auto r = parseImageInfo(bad);
+        REQUIRE(!r);
+        CHECK(r.error().kind() == ErrorKind::ParseError);
+    }
+    CHECK(parseImageInfo(R"({"format": "raw"})").error().message().find("\"virtual-size\"") !=
+          std::string::npos);
+}
+
+TEST_CASE("inspect: raw and qcow2 images, and a file that is not an image")
+{
+    auto r = makeReactor();
+    TempDir dir;
+    std::string raw = makeBase(*r, dir, "raw", 16 * kMiB);
+    std::string qcow = makeBase(*r, dir, "qcow2", 32 * kMiB);
+
+    auto ri = runTask(*r, inspect(*r, raw));
+    REQUIRE(ri);
+    CHECK(ri->format == "raw");
+    CHECK(ri->virtualSize == 16 * kMiB);
+    CHECK(ri->actualSize.has_value());
+    CHECK(ri->backingFilename.empty());
+
+    auto qi = runTask(*r, inspect(*r, qcow));
+    REQUIRE(qi);
+    CHECK(qi->format == "qcow2");
+    CHECK(qi->virtualSize == 32 * kMiB);
+    CHECK(!qi->dirty);
+
+    // qemu-img probes the contents: a text file is "raw", its size rounded up to 512 bytes.
+    std::string text = dir / "notes.txt";
+    std::ofstream(text) << "not a disk image\n";
+    auto ti = runTask(*r, inspect(*r, text));
+    REQUIRE(ti);
+    CHECK(ti->format == "raw");
+    CHECK(ti->virtualSize == 512);
+}
+
+TEST_CASE("inspect: a missing file is NotFound; an unreadable one carries qemu-img's stderr")
+{
+    auto r = makeReactor();
+    TempDir dir;
+    auto missing = runTask(*r, inspect(*r, dir / "nope.qcow2"));
+    REQUIRE(!missing);
+    CHECK(missing.error().kind() == ErrorKind::NotFound);
+    CHECK(missing.error().message().find(dir / "nope.qcow2") != std::string::npos);
+    CHECK(!missing.error().hint().empty());
+
+    // A directory exists but is no image: qemu-img fails, and says why.
+    auto isDir = runTask(*r, inspect(*r, dir.path()));
+    REQUIRE(!isDir);
+    CHECK(isDir.error().kind() == ErrorKind::InvalidArgument);
+    CHECK(isDir.error().message().find("Cannot inspect image " + dir.path() + ": qemu-img:") == 0);
+    CHECK(isDir.error().message().back() != '\n');
+}
+
+TEST_CASE("createOverlay: on a raw and on a qcow2 base; the base is never written")
+{
+    auto r = makeReactor();
+    TempDir dir;
+    for (std::string format : {"raw", "qcow2"}) {
+        SECTION(format)
+        {
+            std::string base = makeBase(*r, dir, format, 16 * kMiB);
+            FileStamp before = stamp(base);
+            std::string overlay = dir / "overlay.qcow2";
+            auto made = runTask(*r, createOverlay(*r, base, overlay, std::nullopt));
+            INFO((made ? std::string() : made.error().what()));
+            REQUIRE(made);
+
+            auto info = runTask(*r, inspect(*r, overlay));
+            REQUIRE(info);
+            CHECK(info->format == "qcow2");
+            CHECK(info->virtualSize == 16 * kMiB);
+            CHECK(info->backingFilename == base);
+            CHECK(info->backingFormat == format);
+            struct stat st;
+            REQUIRE(::stat(overlay.c_str(), &st) == 0);
+            CHECK((st.st_mode & 0777) == 0600);
+
+            if (haveQemuIo()) {
+                // The overlay reads the base's data, and takes writes without touching the base.
+                tool(*r, {"qemu-io", "-f", "qcow2", "-c", "read -P 0xab 0 64k", overlay});
+                tool(*r, {"qemu-io", "-f", "qcow2", "-c", "write -P 0xcd 0 64k", overlay});
+                tool(*r, {"qemu-io", "-f", "qcow2", "-c", "read -P 0xcd 0 64k", overlay});
+            } else {
+                WARN("qemu-io not installed: writing into the overlay is not exercised");
+            }
+            CHECK(stamp(base) == before);
+        }
+    }
+}
+
+TEST_CASE("createOverlay: a relative base path is recorded as an absolute one")
+{
+    auto r = makeReactor();
+    TempDir dir;
+    std::string base = makeBase(*r, dir, "raw", 4 * kMiB);
+    auto cwd = std::filesystem::current_path();
+    std::filesystem::current_path(dir.path());
+    auto made = runTask(*r, createOverlay(*r, "./base.raw", "ov.qcow2", std::nullopt));
+    std::filesystem::current_path(cwd);
+    REQUIRE(made);
+    auto info = runTask(*r, inspect(*r, dir / "ov.qcow2"));
+    REQUIRE(info);
+    CHECK(info->backingFilename == base);
+}
+
+TEST_CASE("createOverlay: a larger size resizes; a smaller one is refused before anything exists")
+{
+    auto r = makeReactor();
+    TempDir dir;
+    std::string base = makeBase(*r, dir, "qcow2", 16 * kMiB);
+    auto before = dir.entries();
+
+    auto grown = runTask(*r, createOverlay(*r, base, dir / "big.qcow2", 2 * kGiB));
+    REQUIRE(grown);
+    auto info = runTask(*r, inspect(*r, dir / "big.qcow2"));
+    REQUIRE(info);
+    CHECK(info->virtualSize == 2 * kGiB);
+    CHECK(info->backingFilename == base);
+
+    auto same = runTask(*r, createOverlay(*r, base, dir / "same.qcow2", 16 * kMiB));
+    REQUIRE(same);
+
+    auto small = runTask(*r, createOverlay(*r, base, dir / "small.qcow2", 8 * kMiB));
+    REQUIRE(!small);
+    CHECK(small.error().kind() == ErrorKind::InvalidArgument);
+    CHECK(small.error().message().find("Disk must be at least 1 GiB") == 0);
+    CHECK(!std::filesystem::exists(dir / "small.qcow2"));
+
+    // N is the base's virtual size rounded up to whole GiB.
+    std::string big = dir / "base3g.raw";
+    tool(*r, {"qemu-img", "create", "-f", "raw", big, std::to_string(2 * kGiB + kMiB)});
+    auto tooSmall = runTask(*r, createOverlay(*r, big, dir / "t.qcow2", 2 * kGiB));
+    REQUIRE(!tooSmall);
+    CHECK(tooSmall.error().message().find("Disk must be at least 3 GiB") == 0);
+    CHECK(!std::filesystem::exists(dir / "t.qcow2"));
+}
+
+TEST_CASE("createOverlay: missing base, existing overlay, and failures leave nothing behind")
+{
+    auto r = makeReactor();
+    TempDir dir;
+    auto missing = runTask(*r, createOverlay(*r, dir / "gone.raw", dir / "ov.qcow2", std::nullopt));
+    REQUIRE(!missing);
+    CHECK(missing.error().kind() == ErrorKind::NotFound);
+    CHECK(missing.error().message() == "Base image " + (dir / "gone.raw") + " does not exist");
+    CHECK(!missing.error().hint().empty());
+    CHECK(dir.entries().empty());
+
+    std::string base = makeBase(*r, dir, "raw", 4 * kMiB);
+    std::string existing = dir / "keep.qcow2";
+    std::ofstream(existing) << "precious";
+    auto clash = runTask(*r, createOverlay(*r, base, existing, std::nullopt));
+    REQUIRE(!clash);
+    CHECK(clash.error().kind() == ErrorKind::InvalidArgument);
+    CHECK(readAll(existing) == "precious");
+
+    // qemu-img itself fails (a size it cannot parse as a qcow2 size): its stderr is in the
+    // message and the claimed overlay file is gone.
+    auto huge = runTask(*r, createOverlay(*r, base, dir / "huge.qcow2", uint64_t{1} << 62));
+    REQUIRE(!huge);
+    CHECK(huge.error().message().find("Cannot create overlay " + (dir / "huge.qcow2") + ": qemu-img:") == 0);
+    CHECK(!std::filesystem::exists(dir / "huge.qcow2"));
+
+    // A base qemu-img cannot open (a directory): inspect fails first, nothing is created.
+    std::filesystem::create_directory(dir / "sub");
+    auto notImage = runTask(*r, createOverlay(*r, dir / "sub", dir / "x.qcow2", std::nullopt));
+    REQUIRE(!notImage);
+    CHECK(!std::filesystem::exists(dir / "x.qcow2"));
+    CHECK(dir.entries() == std::vector<std::string>{"base.raw", "keep.qcow2", "sub"});
+}
+
+TEST_CASE("qemu-img missing from PATH is Unavailable, with a hint to install qemu-utils")
+{
+    auto r = makeReactor();
+    TempDir dir;
+    std::string base = dir / "base.raw";
+    std::ofstream(base) << std::string(4096, '\0');
+    const char* old = std::getenv("PATH");
+    std::string saved = old != nullptr ? old : "";
+    ::setenv("PATH", dir.path().c_str(), 1);
+    auto info = runTask(*r, inspect(*r, base));
+    auto made = runTask(*r, createOverlay(*r, base, dir / "ov.qcow2", std::nullopt));
+    ::setenv("PATH", saved.c_str(), 1);
+    REQUIRE(!info);
+    CHECK(info.error().kind() == ErrorKind::Unavailable);
+    CHECK(info.error().hint().find("qemu-utils") != std::string::npos);
+    REQUIRE(!made);
+    CHECK(made.error().kind() == ErrorKind::Unavailable);
+    CHECK(!std::filesystem::exists(dir / "ov.qcow2"));
+}
