@@ -2,6 +2,7 @@
 
 #include "base/log.h"
 
+#include <cerrno>
 #include <charconv>
 #include <utility>
 
@@ -211,7 +212,10 @@ void Client::dispatch(Message msg)
 
 void Client::onStreamClose(const Error* err) noexcept
 {
-    shutdown(err != nullptr ? std::optional<Error>(*err) : std::nullopt, true);
+    // QEMU reads a command up to its closing brace, so after `quit` our line terminator is still
+    // unread when it exits, and the kernel reports a reset instead of EOF: that is a clean close.
+    bool eof = err == nullptr || err->sysErrno() == ECONNRESET;
+    shutdown(eof ? std::nullopt : std::optional<Error>(*err), true);
 }
 
 void Client::shutdown(std::optional<Error> cause, bool notify)

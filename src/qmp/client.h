@@ -27,8 +27,9 @@ public:
     struct Handlers {
         // Every event, in arrival order (also those that arrive between a command and its reply).
         std::function<void(const Event& ev)> onEvent;
-        // The connection ended without close(): QEMU closed it (nullptr: EOF) or it failed
-        // (I/O error, protocol violation). Pending commands have already failed. Called once.
+        // The connection ended without close(): QEMU closed it (nullptr: EOF, or a reset, which
+        // is how QEMU exiting with unread input looks) or it failed (I/O error, protocol
+        // violation). Pending commands have already failed. Called once.
         std::function<void(const Error* err)> onClose;
     };
 

@@ -271,6 +271,22 @@ TEST_CASE("the peer closes mid-command: every pending command fails at once")
     CHECK(s.closeCount == 1);
 }
 
+TEST_CASE("the peer exits with our command unread: a reset counts as a clean close")
+{
+    Session s;
+    s.open();
+    auto a = s.client->execute("quit");
+    a.start();
+    REQUIRE(s.r->runUntil([&] { return s.client->pendingCommands() == 1; }, 1s));
+    (void)s.r->runFor(5ms);  // let the command reach the peer's socket, unread
+    s.peer->close();
+    auto ra = waitFor(*s.r, a);
+    REQUIRE_FALSE(ra.ok());
+    CHECK(ra.error().kind() == ErrorKind::Unavailable);
+    REQUIRE(s.r->runUntil([&] { return s.closeCount > 0; }, 1s));
+    CHECK_FALSE(s.closeError);
+}
+
 TEST_CASE("a protocol violation closes the connection and reports why")
 {
     Session s;
