@@ -62,7 +62,7 @@ Result<void> checkExists(const std::string& path, std::string_view role)
     int err = errno;
     if (err == ENOENT || err == ENOTDIR)
         return Error(ErrorKind::NotFound, std::string(role) + " " + path + " does not exist",
-                     "Check the path; images are files vmrd can read");
+                     "Check the path, and that vmrd can read it");
     return Error::fromErrno(err, "Cannot access " + std::string(role) + " " + path);
 }
 
