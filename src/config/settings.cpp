@@ -2,7 +2,7 @@
 
 #include "base/fd.h"
 #include "base/json.h"
-#include "config/suggest.h"
+#include "base/suggest.h"
 
 #include <toml++/toml.h>
 

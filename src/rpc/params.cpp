@@ -1,5 +1,7 @@
 #include "rpc/params.h"
 
+#include "base/suggest.h"
+
 #include <algorithm>
 #include <charconv>
 #include <numeric>
@@ -33,25 +35,6 @@ Error wrongType(std::string_view name, std::string_view expected, JsonType got)
 }
 
 }  // namespace
-
-size_t editDistance(std::string_view a, std::string_view b)
-{
-    // Three rows of the dynamic programme are enough for the transposition case.
-    std::vector<size_t> prev2(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
-    std::iota(prev.begin(), prev.end(), size_t{0});
-    for (size_t i = 1; i <= a.size(); ++i) {
-        cur[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j) {
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-                cur[j] = std::min(cur[j], prev2[j - 2] + 1);
-        }
-        std::swap(prev2, prev);
-        std::swap(prev, cur);
-    }
-    return prev[b.size()];
-}
 
 Result<Params> Params::parse(std::string_view paramsJson, bool allowArray)
 {
@@ -180,17 +163,10 @@ Result<void> Params::allowOnly(std::initializer_list<std::string_view> names) co
     for (const auto& f : fields_) {
         if (std::find(names.begin(), names.end(), f.name) != names.end()) continue;
         Error err = invalid("Unknown parameter " + quoted(f.name));
-        std::string_view best;
-        size_t bestDistance = std::max<size_t>(1, f.name.size() / 3) + 1;
-        for (std::string_view n : names) {
-            size_t d = editDistance(f.name, n);
-            if (d < bestDistance) {
-                bestDistance = d;
-                best = n;
-            }
-        }
-        if (!best.empty()) {
-            err.withHint("Did you mean " + quoted(best) + "?");
+        std::optional<std::string> best =
+            closestMatch(f.name, std::span<const std::string_view>(names.begin(), names.size()));
+        if (best) {
+            err.withHint("Did you mean " + quoted(*best) + "?");
         } else if (names.size() == 0) {
             err.withHint("This method takes no parameters");
         } else {

@@ -47,7 +47,5 @@ private:
     bool array_ = false;
 };
 
-// Edit distance with adjacent transpositions (optimal string alignment), for suggestions.
-size_t editDistance(std::string_view a, std::string_view b);
 
 }  // namespace vmr::rpc

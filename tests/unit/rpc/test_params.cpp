@@ -122,11 +122,3 @@ TEST_CASE("params that are not an object", "[params]")
     CHECK_FALSE(arr->has(""));
 }
 
-TEST_CASE("edit distance", "[params]")
-{
-    CHECK(editDistance("", "") == 0);
-    CHECK(editDistance("abc", "abc") == 0);
-    CHECK(editDistance("nmae", "name") == 1);
-    CHECK(editDistance("kitten", "sitting") == 3);
-    CHECK(editDistance("", "abc") == 3);
-}

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace vmr::config {
+namespace vmr {
 
 // Levenshtein distance (insert, delete, substitute; each costs 1), plus transposition of two
 // adjacent characters (costs 1), which is the commonest typo.
@@ -17,4 +17,4 @@ size_t editDistance(std::string_view a, std::string_view b);
 // max(1, word.size() / 3) edits. Ties go to the earlier candidate.
 std::optional<std::string> closestMatch(std::string_view word, std::span<const std::string_view> candidates);
 
-}  // namespace vmr::config
+}  // namespace vmr

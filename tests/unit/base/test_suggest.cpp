@@ -1,11 +1,11 @@
-#include "config/suggest.h"
+#include "base/suggest.h"
 
 #include <catch2/catch.hpp>
 
 #include <array>
 
-using vmr::config::closestMatch;
-using vmr::config::editDistance;
+using vmr::closestMatch;
+using vmr::editDistance;
 
 TEST_CASE("edit distance counts inserts, deletes, substitutions and swaps", "[suggest]")
 {

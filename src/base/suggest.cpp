@@ -1,9 +1,9 @@
-#include "config/suggest.h"
+#include "base/suggest.h"
 
 #include <algorithm>
 #include <vector>
 
-namespace vmr::config {
+namespace vmr {
 
 size_t editDistance(std::string_view a, std::string_view b)
 {
@@ -40,4 +40,4 @@ std::optional<std::string> closestMatch(std::string_view word, std::span<const s
     return best;
 }
 
-}  // namespace vmr::config
+}  // namespace vmr
