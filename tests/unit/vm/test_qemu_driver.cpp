@@ -1,0 +1,218 @@
+// The QEMU driver against a real qemu-system-x86_64 with `-machine none` (no guest, ~50 ms to
+// start): lifecycle, QMP events, the pidfd watch, the stop sequence and re-adoption.
+
+#include "helpers.h"
+#include "store/proc.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+using namespace vmr;
+using namespace vmr::vm;
+using namespace vmr::vm::test;
+
+namespace {
+
+bool exists(const std::string& path)
+{
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0;
+}
+
+store::VmRecord recordOf(const QemuDriver& d)
+{
+    store::VmRecord rec;
+    rec.name = d.config().spec.name;
+    rec.id = d.config().spec.id;
+    rec.state = std::string(stateName(d.state()));
+    rec.stateReason = d.stateReason();
+    if (d.pid()) rec.pid = *d.pid();
+    rec.pidStartTime = d.pidStartTime();
+    return rec;
+}
+
+#define REQUIRE_QEMU()                                         \
+    do {                                                       \
+        if (!haveQemu()) {                                     \
+            WARN("qemu-system-x86_64 not installed: skipped"); \
+            return;                                            \
+        }                                                      \
+    } while (0)
+
+}  // namespace
+
+TEST_CASE("start, suspend, resume and force destroy")
+{
+    REQUIRE_QEMU();
+    auto r = makeReactor();
+    DriverHarness h;
+    auto cfg = h.config("life", "0000aa01");
+    auto d = h.make(*r, cfg);
+
+    REQUIRE(finish(*r, d->prepare()));
+    CHECK(d->state() == VmState::Prepared);
+    REQUIRE(finish(*r, d->start()));
+    CHECK(d->state() == VmState::Running);
+    CHECK(h.saw(VmState::Prepared, VmState::Starting));
+    CHECK(h.saw(VmState::Starting, VmState::Running));
+    REQUIRE(d->pid());
+    auto started = store::processStartTime(*d->pid());
+    REQUIRE(started);
+    CHECK(d->pidStartTime() == *started);
+    CHECK(exists(cfg.paths.qmpSocket));
+
+    auto again = finish(*r, d->start());
+    REQUIRE_FALSE(again);
+    CHECK(again.error().kind() == ErrorKind::VmBadState);
+
+    REQUIRE(finish(*r, d->suspend()));
+    CHECK(d->state() == VmState::Paused);
+    REQUIRE(finish(*r, d->refreshState()));
+    CHECK(d->state() == VmState::Paused);  // QEMU agrees
+
+    REQUIRE(finish(*r, d->resume()));
+    CHECK(d->state() == VmState::Running);
+    auto twice = finish(*r, d->resume());
+    REQUIRE_FALSE(twice);
+    CHECK(twice.error().kind() == ErrorKind::VmBadState);
+    CHECK(twice.error().message() == "VM \"life\" is running, not paused");
+    CHECK(twice.error().hint() == "Nothing to do");
+
+    // The STOP and RESUME events arrive too; with the command's own update they make no
+    // extra transitions: exactly one move each way.
+    int toPaused = 0, toRunning = 0;
+    for (const auto& c : h.changes) {
+        toPaused += c.to == VmState::Paused;
+        toRunning += c.to == VmState::Running;
+    }
+    CHECK(toPaused == 1);
+    CHECK(toRunning == 2);
+
+    pid_t pid = *d->pid();
+    REQUIRE(finish(*r, d->destroy()));
+    CHECK(d->state() == VmState::Destroyed);
+    CHECK(h.saw(VmState::Stopping, VmState::Stopped));
+    CHECK_FALSE(d->pid());
+    CHECK_FALSE(exists(cfg.paths.qmpSocket));
+    CHECK_FALSE(exists(cfg.paths.serialSocket));
+    auto gone = store::processStartTime(pid);
+    CHECK((!gone || *gone != *started));
+}
+
+TEST_CASE("QEMU killed with SIGKILL is noticed at once, with the reason")
+{
+    REQUIRE_QEMU();
+    auto r = makeReactor();
+    DriverHarness h;
+    auto d = h.make(*r, h.config("killed", "0000aa02"), VmState::Stopped);
+    REQUIRE(finish(*r, d->start()));
+    REQUIRE(d->pid());
+    REQUIRE(::kill(*d->pid(), SIGKILL) == 0);
+    auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(r->runUntil([&] { return d->state() == VmState::Failed; }, 5s));
+    CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+    CHECK(d->stateReason() == "QEMU killed by SIGKILL unexpectedly");
+    CHECK_FALSE(d->pid());
+    // A failed VM starts again.
+    REQUIRE(finish(*r, d->start()));
+    CHECK(d->state() == VmState::Running);
+    REQUIRE(finish(*r, d->stop(StopOptions{true, {}})));
+    CHECK(d->state() == VmState::Stopped);
+    CHECK(d->stateReason() == "stopped (QEMU killed by SIGKILL)");
+}
+
+TEST_CASE("graceful stop: power button, then SIGTERM when the guest does not react")
+{
+    REQUIRE_QEMU();
+    auto r = makeReactor();
+    DriverHarness h;
+    auto cfg = h.config("nobody", "0000aa03");
+    auto d = h.make(*r, cfg, VmState::Stopped);
+    REQUIRE(finish(*r, d->start()));
+    // -machine none has no ACPI: nothing powers off, so the sequence goes on to SIGTERM.
+    auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(finish(*r, d->stop(StopOptions{false, 300ms})));
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+    CHECK(d->state() == VmState::Stopped);
+    CHECK(d->stateReason() == "QEMU terminated by a signal");  // its SHUTDOWN event (host-signal)
+    CHECK(h.saw(VmState::Running, VmState::Stopping));
+}
+
+TEST_CASE("a QEMU that cannot start fails the start with its message")
+{
+    REQUIRE_QEMU();
+    auto r = makeReactor();
+    DriverHarness h;
+    auto cfg = h.config("broken", "0000aa04", false);
+    cfg.spec.firmware = h.dir.path() + "/no-such-bios.bin";  // QEMU exits 1 and says why on stderr
+    auto d = h.make(*r, cfg, VmState::Stopped);
+    auto res = finish(*r, d->start());
+    REQUIRE_FALSE(res);
+    CHECK(d->state() == VmState::Failed);
+    INFO(res.error().message());
+    CHECK(res.error().message().rfind("QEMU exited at start (QEMU exited with code 1 unexpectedly): ", 0) ==
+          0);
+    CHECK(res.error().message().find("no-such-bios.bin") != std::string::npos);
+    CHECK(d->stateReason() == res.error().message());
+    CHECK_FALSE(d->pid());
+}
+
+TEST_CASE("a second driver re-adopts a running QEMU (vmrd restart)")
+{
+    REQUIRE_QEMU();
+    auto r = makeReactor();
+    DriverHarness h;
+    auto cfg = h.config("again", "0000aa05");
+    auto first = h.make(*r, cfg, VmState::Stopped);
+    REQUIRE(finish(*r, first->start()));
+    REQUIRE(finish(*r, first->suspend()));
+    store::VmRecord rec = recordOf(*first);
+    pid_t pid = *first->pid();
+    first.reset();  // the daemon goes away; QEMU stays
+
+    auto second = h.make(*r, cfg, VmState::Stopped);
+    REQUIRE(finish(*r, second->adopt(rec)));
+    CHECK(second->state() == VmState::Paused);  // from query-status, not from the record
+    CHECK(second->pid() == pid);
+    REQUIRE(finish(*r, second->resume()));
+    CHECK(second->state() == VmState::Running);
+    // The adopted process is watched through its pidfd too.
+    REQUIRE(::kill(pid, SIGKILL) == 0);
+    REQUIRE(r->runUntil([&] { return !second->pid(); }, 5s));
+    CHECK(second->state() == VmState::Failed);
+}
+
+TEST_CASE("a record whose pid start time differs is never adopted")
+{
+    REQUIRE_QEMU();
+    auto r = makeReactor();
+    DriverHarness h;
+    auto cfg = h.config("reused", "0000aa06");
+    auto owner = h.make(*r, cfg, VmState::Stopped);
+    REQUIRE(finish(*r, owner->start()));
+    store::VmRecord rec = recordOf(*owner);
+    *rec.pidStartTime += 1;  // the same pid, another process
+
+    auto other = h.make(*r, cfg, VmState::Stopped);
+    REQUIRE(finish(*r, other->adopt(rec)));
+    CHECK(other->state() == VmState::Stopped);
+    CHECK(other->stateReason() == QemuDriver::kVanishedReason);
+    CHECK_FALSE(other->pid());
+    // The process was left alone.
+    (void)r->runFor(200ms);
+    CHECK(owner->state() == VmState::Running);
+    REQUIRE(finish(*r, owner->refreshState()));
+    CHECK(owner->state() == VmState::Running);
+
+    // A pid that is gone altogether: the same outcome.
+    REQUIRE(finish(*r, owner->stop(StopOptions{true, {}})));
+    store::VmRecord dead = recordOf(*other);
+    dead.state = "running";
+    dead.pid = rec.pid;
+    dead.pidStartTime = *rec.pidStartTime - 1;
+    auto third = h.make(*r, cfg, VmState::Stopped);
+    REQUIRE(finish(*r, third->adopt(dead)));
+    CHECK(third->state() == VmState::Stopped);
+    CHECK(third->stateReason() == QemuDriver::kVanishedReason);
+    CHECK(h.saw(VmState::Running, VmState::Stopped));
+}
