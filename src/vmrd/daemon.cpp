@@ -131,6 +131,16 @@ Result<void> Daemon::init()
     auto reactor = reactor::Reactor::create(options_.reactor);
     if (!reactor) return std::move(reactor).error();
     reactor_ = std::move(*reactor);
+    // Signals first: once the socket answers, a SIGTERM must already mean an orderly stop.
+    signals_ = std::make_unique<reactor::SignalSet>(
+        *reactor_, std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP}, [this](int signo) {
+            if (signo == SIGHUP) {
+                reload();
+                return;
+            }
+            logger().info("{} received: shutting down", strsignal(signo));
+            stop();
+        });
 
     auto st = store::Store::open(*layout_);
     if (!st) return std::move(st).error();
@@ -148,15 +158,6 @@ Result<void> Daemon::init()
     server_ = std::make_unique<rpc::Server>(*reactor_, std::move(*listening), rpcLimits(settings_));
     registerMethods();
 
-    signals_ = std::make_unique<reactor::SignalSet>(
-        *reactor_, std::initializer_list<int>{SIGTERM, SIGINT, SIGHUP}, [this](int signo) {
-            if (signo == SIGHUP) {
-                reload();
-                return;
-            }
-            logger().info("{} received: shutting down", strsignal(signo));
-            stop();
-        });
     return success();
 }
 
@@ -363,7 +364,7 @@ void Daemon::reload()
     settings_.logLevel = settings->logLevel;
     settings_.limits = settings->limits;
     applySettings();
-    server_->setLimits(rpcLimits(settings_));
+    if (server_) server_->setLimits(rpcLimits(settings_));
     logger().info("Configuration reloaded");
     publish("daemon.reloaded", "", "\"ok\":true");
 }
@@ -382,7 +383,7 @@ void Daemon::stop()
 {
     if (stopping_) return;
     stopping_ = true;
-    server_->shutdown();
+    if (server_) server_->shutdown();
     reactor_->stop();
 }
 
