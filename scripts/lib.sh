@@ -9,6 +9,8 @@ VMR_BUILD_PACKAGES=(
   liburing-dev libuv1-dev libcpp-httplib-dev libsimdjson-dev libssh2-1-dev
   libtomlplusplus-dev libzstd-dev libisofs-dev libspdlog-dev catch2
 )
+# What running VMs needs (the tests boot real QEMU under TCG).
+VMR_RUN_PACKAGES=(qemu-system-x86 qemu-utils)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

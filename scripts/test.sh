@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds vmr twice (gcc, then with
-# AddressSanitizer + UndefinedBehaviorSanitizer) and runs the whole default suite in both.
+# The test command: installs what is missing, builds the test guest, builds vmr twice
+# (gcc, then with AddressSanitizer + UndefinedBehaviorSanitizer) and runs the whole
+# default suite in both.
 # Extra arguments go to `meson test` (e.g. --suite rpc).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-vmr_install_packages "${VMR_BUILD_PACKAGES[@]}"
+vmr_install_packages "${VMR_BUILD_PACKAGES[@]}" "${VMR_RUN_PACKAGES[@]}"
 cd "$VMR_ROOT"
+
+# The test guest (kernel + busybox/dropbear initramfs from Debian packages), cached.
+say "Building the test guest"
+tests/guest/build.sh build-guest
+export VMR_TEST_GUEST="$VMR_ROOT/build-guest"
 
 total_ok=0
 total_fail=0
@@ -47,7 +53,7 @@ run_suite build "$@" || status=1
 
 export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-vmr_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false
+vmr_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false -Dbuildtype=debug
 run_suite build-asan "$@" || status=1
 
 echo "tests: $total_ok passed, $total_fail failed, $total_skip skipped"
