@@ -1,0 +1,366 @@
+#include "vm/manager.h"
+
+#include "base/log.h"
+#include "image/qemu_img.h"
+#include "net/mac.h"
+#include "net/mode.h"
+#include "store/names.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <ctime>
+
+namespace vmr::vm {
+
+using reactor::Task;
+
+namespace {
+
+spdlog::logger& lg()
+{
+    return log::get("vm");
+}
+
+Error notFound(std::string_view name)
+{
+    return Error(ErrorKind::VmNotFound, "No VM named \"" + std::string(name) + "\"", Manager::kNotFoundHint);
+}
+
+// States in which a QEMU process should exist.
+bool expectsProcess(VmState s)
+{
+    return s == VmState::Starting || s == VmState::Running || s == VmState::Paused || s == VmState::Stopping;
+}
+
+}  // namespace
+
+Manager::Manager(reactor::Reactor& r, const config::Settings& settings, store::Store& store,
+                 EventCallback onEvent)
+    : reactor_(r),
+      settings_(settings),
+      store_(store),
+      onEvent_(std::move(onEvent)),
+      accel_(probeHost()),
+      ports_(settings.network.sshPortRange)
+{
+}
+
+Manager::~Manager() = default;
+
+Result<std::shared_ptr<Manager::Entry>> Manager::lookup(std::string_view name) const
+{
+    auto it = vms_.find(name);
+    if (it == vms_.end()) return notFound(name);
+    return it->second;
+}
+
+const store::VmRecord* Manager::find(std::string_view name) const
+{
+    auto it = vms_.find(name);
+    return it == vms_.end() ? nullptr : &it->second->record;
+}
+
+std::vector<const store::VmRecord*> Manager::list() const
+{
+    std::vector<const store::VmRecord*> out;
+    out.reserve(vms_.size());
+    for (const auto& [name, e] : vms_) out.push_back(&e->record);  // the map is sorted by name
+    return out;
+}
+
+QemuDriverConfig Manager::driverConfig(const store::VmRecord& rec, Accel accel) const
+{
+    const store::Layout& layout = store_.layout();
+    QemuDriverConfig cfg;
+    cfg.binary = settings_.qemu.binary;
+    cfg.spec.name = rec.name;
+    cfg.spec.id = rec.id;
+    cfg.spec.vcpus = rec.vcpus;
+    cfg.spec.memoryMib = rec.memoryMib;
+    cfg.spec.overlay = layout.vmDir(rec.name) + "/" + kOverlayName;
+    cfg.spec.kernel = rec.kernel;
+    cfg.spec.initrd = rec.initrd;
+    cfg.spec.cmdline = rec.cmdline;
+    cfg.spec.accel = accel;
+    // The record was validated when it was written or read: its network is a known mode.
+    cfg.spec.network = net::parseNetMode(rec.network).valueOr(net::NetMode::None);
+    cfg.spec.mac = rec.mac;
+    if (cfg.spec.network == net::NetMode::User) cfg.spec.sshPort = rec.sshPort;
+    cfg.paths = runtimePaths(layout, rec.name, rec.id);
+    return cfg;
+}
+
+void Manager::attachDriver(const std::shared_ptr<Entry>& e, Accel accel)
+{
+    VmState initial = parseState(e->record.state).valueOr(VmState::Stopped);
+    e->driver = std::make_unique<QemuDriver>(reactor_, driverConfig(e->record, accel), initial);
+    // The driver belongs to the entry: the entry outlives every call of this callback.
+    Entry* raw = e.get();
+    e->driver->onStateChange([this, raw](VmState from, VmState to, const std::string& reason) {
+        onDriverState(*raw, from, to, reason);
+    });
+}
+
+void Manager::syncRuntime(Entry& e)
+{
+    const QemuDriver& d = *e.driver;
+    e.record.state = std::string(stateName(d.state()));
+    e.record.stateReason = d.stateReason();
+    if (d.pid())
+        e.record.pid = static_cast<int32_t>(*d.pid());
+    else
+        e.record.pid.reset();
+    e.record.pidStartTime = d.pidStartTime();
+}
+
+void Manager::save(Entry& e)
+{
+    auto saved = store_.save(e.record);
+    if (!saved) lg().error("VM {}: cannot save its record: {}", e.record.name, saved.error().what());
+}
+
+void Manager::onDriverState(Entry& e, VmState from, VmState to, const std::string& reason)
+{
+    if (e.removed) return;
+    syncRuntime(e);
+    // The reason reported is the one of this change (a later one may already be in the driver).
+    e.record.state = std::string(stateName(to));
+    e.record.stateReason = reason;
+    save(e);
+    lg().debug("VM {}: {} -> {} ({})", e.record.name, stateName(from), stateName(to), reason);
+    if (onEvent_)
+        onEvent_(StateEvent{e.record.name, std::string(stateName(from)), std::string(stateName(to)), reason});
+}
+
+Result<Accel> Manager::chooseAccel(const std::string& recordAccel)
+{
+    const std::string& text = recordAccel.empty() ? settings_.qemu.accel : recordAccel;
+    auto choice = parseAccelChoice(text);
+    if (!choice) return Unexpected(std::move(choice).error());
+    auto decision = accel_.choose(*choice);
+    if (!decision) return Unexpected(std::move(decision).error());
+    return decision->accel;
+}
+
+Result<std::string> Manager::resolveImage(const std::string& image) const
+{
+    if (image.empty())
+        return Error(ErrorKind::InvalidArgument, "No image given", "Name an image file to base the VM on");
+    std::string path =
+        image.find('/') != std::string::npos ? image : store_.layout().imagesDir() + "/" + image;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || S_ISDIR(st.st_mode))
+        return Error(
+            ErrorKind::NotFound, "Image \"" + image + "\" not found",
+            "Give the path of an image file, or the name of an image in " + store_.layout().imagesDir());
+    return path;
+}
+
+Task<Result<void>> Manager::adoptAll(std::vector<store::VmRecord> records)
+{
+    std::optional<Error> firstError;
+    for (auto& rec : records) {
+        if (vms_.count(rec.name) != 0) {
+            Error err(ErrorKind::VmExists, "VM \"" + rec.name + "\" is loaded twice");
+            lg().error("{}", err.what());
+            if (!firstError) firstError = std::move(err);
+            continue;
+        }
+        if (rec.sshPort) {
+            auto reserved = ports_.reserve(rec.name, *rec.sshPort);
+            if (!reserved)
+                lg().warn("VM {}: {}; it gets another port at its next start", rec.name,
+                          reserved.error().what());
+        }
+        auto e = std::make_shared<Entry>();
+        e->record = rec;
+        vms_.emplace(rec.name, e);
+        // The accelerator is decided again at each start; this driver only watches and stops.
+        attachDriver(e, Accel::Tcg);
+        VmState recorded = parseState(rec.state).valueOr(VmState::Stopped);
+        if (!rec.pid && !expectsProcess(recorded)) continue;
+        store::VmRecord before = e->record;
+        auto adopted = co_await e->driver->adopt(before);
+        if (!adopted) lg().warn("VM {}: cannot re-adopt: {}", rec.name, adopted.error().what());
+        if (e->removed) continue;
+        syncRuntime(*e);
+        if (e->record != before) save(*e);
+    }
+    if (firstError) co_return Unexpected(std::move(*firstError));
+    co_return success();
+}
+
+Task<Result<store::VmRecord>> Manager::create(CreateSpec spec)
+{
+    VMR_CO_TRY(store::validateVmName(spec.name));
+    const std::string name = spec.name;
+    if (vms_.count(name) != 0 || creating_.count(name) != 0 || store_.exists(name))
+        co_return Error(ErrorKind::VmExists, "VM \"" + name + "\" already exists",
+                        "Choose another name, or run `vmrctl destroy " + name + "` first");
+    auto image = resolveImage(spec.image);
+    if (!image) co_return Unexpected(std::move(image).error());
+    auto mode = net::parseNetMode(spec.network);
+    if (!mode) co_return Unexpected(std::move(mode).error());
+    VMR_CO_TRY(net::checkSupported(*mode));
+    if (!spec.accel.empty()) VMR_CO_TRY(parseAccelChoice(spec.accel));
+    if (spec.kernel.empty() && (!spec.initrd.empty() || !spec.cmdline.empty()))
+        co_return Error(ErrorKind::InvalidArgument, "An initrd or a kernel command line needs a kernel",
+                        "Give a kernel too, or leave them out");
+
+    store::VmRecord rec;
+    rec.name = name;
+    for (int tries = 0;; ++tries) {
+        auto id = store::newVmId();
+        if (!id) co_return Unexpected(std::move(id).error());
+        bool taken = std::any_of(vms_.begin(), vms_.end(),
+                                 [&](const auto& kv) { return kv.second->record.id == *id; });
+        if (!taken || tries == 8) {
+            rec.id = *id;
+            break;
+        }
+    }
+    rec.created = static_cast<int64_t>(std::time(nullptr));
+    rec.image = *image;
+    rec.vcpus = spec.vcpus;
+    rec.memoryMib = spec.memoryMib;
+    rec.diskGib = spec.diskGib;
+    rec.network = std::string(net::netModeName(*mode));
+    rec.kernel = spec.kernel;
+    rec.initrd = spec.initrd;
+    rec.cmdline = spec.cmdline;
+    rec.accel = spec.accel;
+    rec.mac = net::macFor(rec.id);
+    rec.state = std::string(stateName(VmState::Prepared));
+    rec.stateReason = "created";
+    // The store refuses what it could not read back: check now, before anything is made.
+    if (auto valid = store::recordFromJson(store::toJson(rec)); !valid)
+        co_return Error(ErrorKind::InvalidArgument, valid.error().message(), "Fix the VM's settings");
+
+    // From here every failure undoes what was done: folder removed, port released.
+    creating_.insert(name);
+    struct Undo {
+        Manager& m;
+        std::string name;
+        bool armed = true;
+        ~Undo()
+        {
+            m.creating_.erase(name);
+            if (!armed) return;
+            m.ports_.release(name);
+            if (m.store_.exists(name)) {
+                auto removed = m.store_.remove(name);
+                if (!removed) lg().error("VM {}: cannot remove its folder: {}", name, removed.error().what());
+            }
+        }
+    } undo{*this, name};
+
+    if (*mode == net::NetMode::User) {
+        auto port = ports_.allocate(name, std::nullopt);
+        if (!port) co_return Unexpected(std::move(port).error());
+        rec.sshPort = *port;
+    }
+    VMR_CO_TRY(store_.layout().ensureVmDir(name));
+    std::optional<uint64_t> sizeBytes;
+    if (spec.diskGib) sizeBytes = *spec.diskGib << 30;
+    std::string overlay = store_.layout().vmDir(name) + "/" + kOverlayName;
+    auto made = co_await image::createOverlay(reactor_, rec.image, overlay, sizeBytes);
+    if (!made) co_return Unexpected(std::move(made).error());
+    VMR_CO_TRY(store_.save(rec));
+
+    undo.armed = false;
+    auto e = std::make_shared<Entry>();
+    e->record = rec;
+    vms_.emplace(name, e);
+    attachDriver(e, Accel::Tcg);  // decided again at start
+    lg().info("VM {}: created (id {}, image {})", name, rec.id, rec.image);
+    co_return rec;
+}
+
+Task<Result<store::VmRecord>> Manager::start(std::string name)
+{
+    auto found = lookup(name);
+    if (!found) co_return Unexpected(std::move(found).error());
+    std::shared_ptr<Entry> e = *found;
+    VMR_CO_TRY(checkOperation(name, e->driver->state(), Operation::Start));
+    if (!e->driver->pid()) {
+        // No process: a fresh driver with today's accelerator and port.
+        auto accel = chooseAccel(e->record.accel);
+        if (!accel) co_return Unexpected(std::move(accel).error());
+        if (e->record.network == "user") {
+            auto port = ports_.allocate(name, e->record.sshPort);
+            if (!port) co_return Unexpected(std::move(port).error());
+            if (e->record.sshPort != *port) {
+                e->record.sshPort = *port;
+                save(*e);
+            }
+        }
+        attachDriver(e, *accel);
+    }
+    auto started = co_await e->driver->start();
+    if (!started) co_return Unexpected(std::move(started).error());
+    if (e->removed) co_return notFound(name);
+    syncRuntime(*e);
+    lg().info("VM {}: started (pid {})", name, e->record.pid.value_or(0));
+    co_return e->record;
+}
+
+Task<Result<store::VmRecord>> Manager::stop(std::string name, bool force, reactor::Duration timeout)
+{
+    auto found = lookup(name);
+    if (!found) co_return Unexpected(std::move(found).error());
+    std::shared_ptr<Entry> e = *found;
+    StopOptions opts;
+    opts.force = force;
+    opts.timeout = timeout;
+    auto stopped = co_await e->driver->stop(opts);
+    if (!stopped) co_return Unexpected(std::move(stopped).error());
+    if (e->removed) co_return notFound(name);
+    syncRuntime(*e);
+    lg().info("VM {}: stopped ({})", name, e->record.stateReason);
+    co_return e->record;
+}
+
+Task<Result<store::VmRecord>> Manager::suspend(std::string name)
+{
+    auto found = lookup(name);
+    if (!found) co_return Unexpected(std::move(found).error());
+    std::shared_ptr<Entry> e = *found;
+    auto done = co_await e->driver->suspend();
+    if (!done) co_return Unexpected(std::move(done).error());
+    if (e->removed) co_return notFound(name);
+    co_return e->record;
+}
+
+Task<Result<store::VmRecord>> Manager::resume(std::string name)
+{
+    auto found = lookup(name);
+    if (!found) co_return Unexpected(std::move(found).error());
+    std::shared_ptr<Entry> e = *found;
+    auto done = co_await e->driver->resume();
+    if (!done) co_return Unexpected(std::move(done).error());
+    if (e->removed) co_return notFound(name);
+    co_return e->record;
+}
+
+Task<Result<void>> Manager::destroy(std::string name)
+{
+    auto found = lookup(name);
+    if (!found) co_return Unexpected(std::move(found).error());
+    std::shared_ptr<Entry> e = *found;
+    auto done = co_await e->driver->destroy();
+    if (!done) co_return Unexpected(std::move(done).error());
+    if (e->removed) co_return notFound(name);
+    e->removed = true;
+    vms_.erase(name);
+    ports_.release(name);
+    auto removed = store_.remove(name);
+    if (!removed)
+        co_return Error(ErrorKind::System, "VM \"" + name + "\" is destroyed but its folder is left",
+                        "Remove " + store_.layout().vmDir(name) + " by hand")
+            .causedBy(std::move(removed).error());
+    lg().info("VM {}: destroyed", name);
+    co_return success();
+}
+
+}  // namespace vmr::vm

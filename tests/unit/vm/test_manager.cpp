@@ -1,0 +1,308 @@
+// vm::Manager on a temp store with real qemu-img, and real QEMU booting the tiny guest
+// (VMR_TEST_GUEST, default /tmp/vmr-guest; those cases WARN and skip when it is not built).
+
+#include "helpers.h"
+#include "image/qemu_img.h"
+#include "store/proc.h"
+#include "vm/manager.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+using namespace vmr;
+using namespace vmr::vm;
+using namespace vmr::vm::test;
+
+namespace {
+
+bool exists(const std::string& path)
+{
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0;
+}
+
+bool haveQemuImg()
+{
+    return std::system("qemu-img --version >/dev/null 2>&1") == 0;
+}
+
+std::string guestDir()
+{
+    const char* env = std::getenv("VMR_TEST_GUEST");
+    return env != nullptr ? env : "/tmp/vmr-guest";
+}
+
+// A temp state and runtime folder with a 64 MiB raw base image.
+struct Env {
+    TempDir dir;
+    config::Settings settings = DriverHarness::settings(dir.path());
+    store::Layout layout{settings};
+    std::string base = dir.path() + "/base.img";
+    std::vector<StateEvent> events;
+
+    Env()
+    {
+        std::string cmd = "qemu-img create -q -f raw " + base + " 64M";
+        REQUIRE(std::system(cmd.c_str()) == 0);
+    }
+
+    store::Store openStore()
+    {
+        auto s = store::Store::open(layout);
+        REQUIRE(s);
+        return std::move(*s);
+    }
+
+    std::unique_ptr<Manager> manager(Reactor& r, store::Store& s)
+    {
+        return std::make_unique<Manager>(r, settings, s,
+                                         [this](const StateEvent& e) { events.push_back(e); });
+    }
+
+    size_t entriesIn(const std::string& path) const
+    {
+        size_t n = 0;
+        for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(path)) ++n;
+        return n;
+    }
+};
+
+// Kills a QEMU the test left behind (a failed REQUIRE), never a reused pid.
+struct ProcessReaper {
+    std::optional<pid_t> pid;
+    uint64_t startTime = 0;
+    ~ProcessReaper()
+    {
+        if (!pid) return;
+        auto t = store::processStartTime(*pid);
+        if (t && *t == startTime) ::kill(*pid, SIGKILL);
+    }
+};
+
+std::string join(const std::vector<std::string>& words)
+{
+    std::string out;
+    for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
+    return out;
+}
+
+Manager::CreateSpec specFor(const std::string& name, const std::string& image)
+{
+    Manager::CreateSpec spec;
+    spec.name = name;
+    spec.image = image;
+    spec.memoryMib = 128;
+    return spec;
+}
+
+}  // namespace
+
+TEST_CASE("create makes a record and an overlay; failures leave nothing behind")
+{
+    if (!haveQemuImg()) {
+        WARN("qemu-img not installed: skipped");
+        return;
+    }
+    auto r = makeReactor();
+    Env env;
+    env.settings.network.sshPortRange = {47022, 47023};  // two ports, to see leaks
+    auto store = env.openStore();
+    auto m = env.manager(*r, store);
+
+    auto made = finish(*r, m->create(specFor("alpha", env.base)));
+    REQUIRE(made);
+    CHECK(made->state == "prepared");
+    CHECK(made->image == env.base);
+    REQUIRE(made->sshPort);
+    CHECK(*made->sshPort >= env.settings.network.sshPortRange.first);
+    CHECK(*made->sshPort <= env.settings.network.sshPortRange.last);
+    CHECK(made->mac.rfind("52:54:00:", 0) == 0);
+    auto onDisk = store.load("alpha");
+    REQUIRE(onDisk);
+    CHECK(*onDisk == *made);
+    std::string overlay = env.layout.vmDir("alpha") + "/overlay.qcow2";
+    auto info = finish(*r, image::inspect(*r, overlay));
+    REQUIRE(info);
+    CHECK(info->format == "qcow2");
+    CHECK(info->backingFilename == env.base);
+    CHECK(info->virtualSize == 64ull << 20);
+    REQUIRE(m->find("alpha") != nullptr);
+    CHECK(m->find("alpha")->id == made->id);
+
+    SECTION("a duplicate name is refused and the first VM is untouched")
+    {
+        auto again = finish(*r, m->create(specFor("alpha", env.base)));
+        REQUIRE_FALSE(again);
+        CHECK(again.error().kind() == ErrorKind::VmExists);
+        auto still = store.load("alpha");
+        REQUIRE(still);
+        CHECK(*still == *made);
+        CHECK(exists(overlay));
+        CHECK(m->list().size() == 1);
+    }
+    SECTION("a missing image is NotFound and leaves nothing on disk")
+    {
+        auto missing = finish(*r, m->create(specFor("beta", env.dir.path() + "/nope.img")));
+        REQUIRE_FALSE(missing);
+        CHECK(missing.error().kind() == ErrorKind::NotFound);
+        CHECK_FALSE(missing.error().hint().empty());
+        CHECK_FALSE(exists(env.layout.vmDir("beta")));
+        CHECK(m->find("beta") == nullptr);
+    }
+    SECTION("a failing overlay (unreadable qcow2) removes the folder and frees the port")
+    {
+        std::string broken = env.dir.path() + "/broken.qcow2";
+        {
+            std::ofstream out(broken, std::ios::binary);
+            out.write("QFI\xfb\0\0\0\3", 8);
+            out << std::string(200, '\0');
+        }
+        auto failed = finish(*r, m->create(specFor("gamma", broken)));
+        REQUIRE_FALSE(failed);
+        CHECK_FALSE(exists(env.layout.vmDir("gamma")));
+        CHECK(env.entriesIn(env.layout.vmsDir()) == 1);
+        CHECK(m->find("gamma") == nullptr);
+        // The range has two ports: delta gets one only if gamma's went back to the allocator.
+        auto next = finish(*r, m->create(specFor("delta", env.base)));
+        REQUIRE(next);
+        REQUIRE(next->sshPort);
+        CHECK(*next->sshPort != *made->sshPort);
+        auto full = finish(*r, m->create(specFor("epsilon", env.base)));
+        REQUIRE_FALSE(full);
+        CHECK(full.error().kind() == ErrorKind::Busy);
+        CHECK_FALSE(exists(env.layout.vmDir("epsilon")));
+    }
+    SECTION("bad names, networks and unknown VMs")
+    {
+        auto bad = finish(*r, m->create(specFor("../evil", env.base)));
+        REQUIRE_FALSE(bad);
+        CHECK(bad.error().kind() == ErrorKind::InvalidName);
+        auto tap = specFor("t", env.base);
+        tap.network = "tap";
+        auto unsupported = finish(*r, m->create(tap));
+        REQUIRE_FALSE(unsupported);
+        CHECK(unsupported.error().kind() == ErrorKind::Unsupported);
+        CHECK_FALSE(exists(env.layout.vmDir("t")));
+        auto unknown = finish(*r, m->start("ghost"));
+        REQUIRE_FALSE(unknown);
+        CHECK(unknown.error().kind() == ErrorKind::VmNotFound);
+        CHECK(unknown.error().hint() == "Run `vmrctl list` to see VMs");
+        auto notRunning = finish(*r, m->suspend("alpha"));
+        REQUIRE_FALSE(notRunning);
+        CHECK(notRunning.error().kind() == ErrorKind::VmBadState);
+        CHECK(env.entriesIn(env.layout.vmsDir()) == 1);
+    }
+    SECTION("list is sorted and destroy of a prepared VM removes its folder")
+    {
+        REQUIRE(finish(*r, m->create(specFor("Aardvark", env.base))));
+        auto all = m->list();
+        REQUIRE(all.size() == 2);
+        CHECK(all[0]->name == "Aardvark");
+        CHECK(all[1]->name == "alpha");
+        REQUIRE(finish(*r, m->destroy("alpha")));
+        CHECK_FALSE(exists(env.layout.vmDir("alpha")));
+        CHECK(m->find("alpha") == nullptr);
+        CHECK(m->list().size() == 1);
+    }
+}
+
+TEST_CASE("start, suspend, resume, re-adoption by a second manager, stop and destroy")
+{
+    std::string guest = guestDir();
+    if (!haveQemu() || !haveQemuImg() || ::access((guest + "/vmlinux").c_str(), R_OK) != 0) {
+        WARN("no qemu-system-x86_64, qemu-img or tiny guest in " << guest
+                                                                 << " (tests/guest/build.sh): skipped");
+        return;
+    }
+    auto r = makeReactor();
+    Env env;
+    env.settings.qemu.accel = "tcg";
+    auto store = env.openStore();
+    auto m = env.manager(*r, store);
+    ProcessReaper reaper;
+
+    auto spec = specFor("tiny", env.base);
+    spec.memoryMib = 256;
+    spec.kernel = guest + "/vmlinux";
+    spec.initrd = guest + "/initramfs.cpio.gz";
+    spec.cmdline = "console=ttyS0 quiet";
+    REQUIRE(finish(*r, m->create(spec)));
+
+    auto started = finish(*r, m->start("tiny"));
+    REQUIRE(started);
+    CHECK(started->state == "running");
+    REQUIRE(started->pid);
+    REQUIRE(started->pidStartTime);
+    reaper.pid = *started->pid;
+    reaper.startTime = *started->pidStartTime;
+    auto onDisk = store.load("tiny");
+    REQUIRE(onDisk);
+    CHECK(onDisk->state == "running");
+    CHECK(onDisk->pid == started->pid);
+    CHECK(onDisk->pidStartTime == started->pidStartTime);
+
+    auto twice = finish(*r, m->start("tiny"));
+    REQUIRE_FALSE(twice);
+    CHECK(twice.error().kind() == ErrorKind::VmBadState);
+
+    auto paused = finish(*r, m->suspend("tiny"));
+    REQUIRE(paused);
+    CHECK(paused->state == "paused");
+    CHECK(store.load("tiny")->state == "paused");
+    auto resumed = finish(*r, m->resume("tiny"));
+    REQUIRE(resumed);
+    CHECK(resumed->state == "running");
+
+    // The first four events, in order.
+    REQUIRE(env.events.size() >= 4);
+    CHECK(env.events[0] == StateEvent{"tiny", "prepared", "starting", "starting"});
+    CHECK(env.events[1].from == "starting");
+    CHECK(env.events[1].to == "running");
+    CHECK(env.events[2].from == "running");
+    CHECK(env.events[2].to == "paused");
+    CHECK(env.events[3].from == "paused");
+    CHECK(env.events[3].to == "running");
+
+    // vmrd restarts: the manager goes, QEMU stays; a new manager adopts it from a store scan.
+    m.reset();
+    CHECK(::kill(*started->pid, 0) == 0);
+    env.events.clear();
+    auto scan = store.scan();
+    REQUIRE(scan);
+    REQUIRE(scan->records.size() == 1);
+    auto m2 = env.manager(*r, store);
+    REQUIRE(finish(*r, m2->adoptAll(scan->records)));
+    const store::VmRecord* rec = m2->find("tiny");
+    REQUIRE(rec != nullptr);
+    CHECK(rec->state == "running");
+    CHECK(rec->pid == started->pid);
+
+    // The adopted VM is controlled by the new manager, and its exit is seen through the pidfd.
+    auto stopped = finish(*r, m2->stop("tiny", false, std::chrono::seconds(3)), 60s);
+    REQUIRE(stopped);
+    CHECK(stopped->state == "stopped");
+    CHECK_FALSE(stopped->pid);
+    CHECK(store.load("tiny")->state == "stopped");
+    CHECK_FALSE(store.load("tiny")->pid);
+    reaper.pid.reset();
+
+    REQUIRE(finish(*r, m2->destroy("tiny")));
+    CHECK_FALSE(exists(env.layout.vmDir("tiny")));
+    CHECK(m2->find("tiny") == nullptr);
+    auto gone = finish(*r, m2->stop("tiny", true, std::chrono::seconds(1)));
+    REQUIRE_FALSE(gone);
+    CHECK(gone.error().kind() == ErrorKind::VmNotFound);
+
+    std::vector<std::string> path;
+    for (const auto& e : env.events) path.push_back(e.from + ">" + e.to);
+    INFO("events after adoption: " << join(path));
+    REQUIRE(env.events.size() >= 3);
+    CHECK(env.events[env.events.size() - 3].to == "stopping");
+    CHECK(env.events[env.events.size() - 2].to == "stopped");
+    CHECK(env.events.back().to == "destroyed");
+    for (const auto& e : env.events) CHECK(e.vm == "tiny");
+}
