@@ -2,7 +2,7 @@
 
 #include "base/json.h"
 #include "base/log.h"
-#include "store/names.h"
+#include "vmrd/vm_methods.h"
 
 #include "config.h"
 
@@ -10,9 +10,11 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -68,26 +70,28 @@ rpc::Limits rpcLimits(const config::Settings& s)
     return limits;
 }
 
-void writeListItem(json::Writer& w, const store::VmRecord& r)
+reactor::Task<void> adoptVms(vm::Manager& m, std::vector<store::VmRecord> records)
 {
-    w.beginObject()
-        .field("name", r.name)
-        .field("backend", r.backend)
-        .field("state", r.state)
-        .field("vcpus", r.vcpus)
-        .field("memory_mib", r.memoryMib)
-        .field("network", r.network)
-        .key("pid");
-    if (r.pid)
-        w.value(*r.pid);
-    else
-        w.null();
-    w.key("ssh_port");
-    if (r.sshPort)
-        w.value(static_cast<unsigned>(*r.sshPort));
-    else
-        w.null();
-    w.endObject();
+    auto r = co_await m.adoptAll(std::move(records));
+    if (!r) logger().error("Re-adopting VMs failed: {}", r.error().what());
+}
+
+// Does a live vmrd answer a ping on `path` within a second? Blocking: startup only.
+bool socketAnswers(const std::string& path)
+{
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (!fd || path.size() >= sizeof addr.sun_path) return false;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
+    static constexpr std::string_view kPing = "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"vmr.ping\"}\n";
+    if (::send(fd.get(), kPing.data(), kPing.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(kPing.size()))
+        return false;
+    pollfd p{fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 1000) != 1) return false;
+    char reply[64];
+    return ::recv(fd.get(), reply, sizeof reply, MSG_DONTWAIT) > 0;  // an answer, not a hang-up
 }
 
 }  // namespace
@@ -150,8 +154,14 @@ Result<void> Daemon::init()
     for (const auto& p : scan->problems) {
         logger().warn("{}: {}{}", p.path, p.message, p.keptAs.empty() ? "" : "; kept as " + p.keptAs);
     }
-    for (auto& r : scan->records) vms_.emplace(r.name, std::move(r));
-    logger().info("State: {} ({} VM records)", settings_.stateDir, vms_.size());
+    logger().info("State: {} ({} VM records)", settings_.stateDir, scan->records.size());
+    manager_ = std::make_unique<vm::Manager>(*reactor_, settings_, *store_, [this](const vm::StateEvent& e) {
+        publish("vm.state", e.vm,
+                "\"from\":" + json::quote(e.from) + ",\"to\":" + json::quote(e.to) +
+                    ",\"reason\":" + json::quote(e.reason));
+    });
+    // Re-adopt the VMs that kept running while vmrd was down; the loop runs it from the start.
+    reactor::spawnDetached(adoptVms(*manager_, std::move(scan->records)));
 
     auto listening = openControlSocket();
     if (!listening) return std::move(listening).error();
@@ -209,6 +219,14 @@ Result<UniqueFd> Daemon::openControlSocket()
     std::error_code ec;
     if (!dir.empty()) std::filesystem::create_directories(dir, ec);
     auto fd = reactor::listenUnix(settings_.socket, 0660);
+    if (!fd && fd.error().kind() == ErrorKind::Busy && !socketAnswers(settings_.socket)) {
+        // We hold the state lock, so no vmrd serves this state; a listener that accepts but
+        // never answers is a dead vmrd's socket that the kernel has not torn down yet
+        // (io_uring releases a killed process's files asynchronously).
+        logger().warn("{} accepts connections but nobody answers: replacing it", settings_.socket);
+        ::unlink(settings_.socket.c_str());
+        fd = reactor::listenUnix(settings_.socket, 0660);
+    }
     if (!fd) {
         return Error(fd.error().kind(), "Cannot listen on " + settings_.socket,
                      fd.error().kind() == ErrorKind::Busy
@@ -265,13 +283,7 @@ void Daemon::registerMethods()
                            w.endArray().endObject();
                            return w.take();
                        }});
-    server_->addMethod("vm.list", Method{.sync = [this](const rpc::Call& call) -> Result<std::string> {
-                           VMR_TRY(call.params.allowOnly({}));
-                           return vmList();
-                       }});
-    server_->addMethod("vm.status", Method{.sync = [this](const rpc::Call& call) -> Result<std::string> {
-                           return vmStatus(call);
-                       }});
+    registerVmMethods(*server_, *manager_);
     server_->addMethod("events.subscribe",
                        Method{.sync = [](const rpc::Call& call) -> Result<std::string> {
                                   VMR_TRY(call.params.allowOnly({"topics", "vm"}));
@@ -314,28 +326,6 @@ void Daemon::registerMethods()
                                       if (auto v = params.optString("vm"); v && *v) vm = **v;
                                       server.subscribe(conn, std::move(topics), std::move(vm));
                                   }});
-}
-
-Result<std::string> Daemon::vmList() const
-{
-    json::Writer w;
-    w.beginObject().key("vms").beginArray();
-    for (const auto& [name, r] : vms_) writeListItem(w, r);
-    w.endArray().endObject();
-    return w.take();
-}
-
-Result<std::string> Daemon::vmStatus(const rpc::Call& call) const
-{
-    VMR_TRY(call.params.allowOnly({"name"}));
-    auto name = call.params.string("name");
-    if (!name) return std::move(name).error();
-    VMR_TRY(store::validateVmName(*name));
-    auto it = vms_.find(*name);
-    if (it == vms_.end()) {
-        return Error(ErrorKind::VmNotFound, "No VM named \"" + *name + "\"", "Run `vmrctl list` to see VMs");
-    }
-    return store::toJson(it->second);
 }
 
 void Daemon::publish(std::string_view topic, std::string_view vm, std::string_view fieldsJson)

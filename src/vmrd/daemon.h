@@ -9,6 +9,7 @@
 #include "reactor/reactor.h"
 #include "rpc/server.h"
 #include "store/store.h"
+#include "vm/manager.h"
 
 #include <map>
 #include <memory>
@@ -49,9 +50,6 @@ private:
     void registerMethods();
     void reload();
 
-    Result<std::string> vmList() const;
-    Result<std::string> vmStatus(const rpc::Call& call) const;
-
     Options options_;
     config::Mode mode_ = config::Mode::User;
     config::Settings settings_;
@@ -60,8 +58,8 @@ private:
     std::unique_ptr<reactor::Reactor> reactor_;
     std::unique_ptr<store::Layout> layout_;
     std::unique_ptr<store::Store> store_;
-    std::map<std::string, store::VmRecord, std::less<>> vms_;
-    std::unique_ptr<rpc::Server> server_;
+    std::unique_ptr<vm::Manager> manager_;  // borrows the store; outlived by it
+    std::unique_ptr<rpc::Server> server_;   // its async calls borrow the manager
     std::unique_ptr<reactor::SignalSet> signals_;
     bool ownsSocketFile_ = false;
     bool stopping_ = false;

@@ -6,6 +6,7 @@
 #include "client.h"
 #include "config/settings.h"
 #include "output.h"
+#include "vm_commands.h"
 
 #include "config.h"
 
@@ -51,6 +52,15 @@ Commands:
   status NAME              Show everything about one VM
   events [--topic T]... [--vm NAME]
                            Stream daemon events until interrupted
+  create --name N --image PATH [--vcpus N] [--memory MiB] [--disk GiB] [--network user|none]
+         [--kernel F --initrd F --cmdline S] [--accel auto|kvm|tcg] [--start]
+                           Create a VM on a qcow2 overlay of IMAGE (IMAGE is never written)
+  start NAME               Boot a VM
+  stop NAME [--timeout N] [--force]
+                           ACPI power-off, then SIGTERM, then SIGKILL after N s (default 30)
+  suspend NAME / resume NAME
+                           Pause and continue a running VM
+  destroy NAME             Stop a VM if it runs and delete it with everything in its folder
   rpc METHOD [PARAMS]      Call a JSON-RPC method; PARAMS is a JSON object or array
 
 Options:
@@ -162,6 +172,18 @@ Result<Client> connectDaemon(const Options& opt)
                  "See its log: " + user.runtimeDir + "/vmrd.log");
 }
 
+// The "name" member of a params object vmrctl wrote itself.
+std::string nameOf(const std::string& paramsJson)
+{
+    simdjson::dom::parser p;
+    simdjson::dom::object obj;
+    std::string_view name;
+    if (p.parse(paramsJson).get(obj) != simdjson::SUCCESS ||
+        obj.at_key("name").get(name) != simdjson::SUCCESS)
+        return {};
+    return std::string(name);
+}
+
 int printResult(const Options& opt, const std::string& raw, int (*human)(const std::string&))
 {
     if (opt.json || human == nullptr) {
@@ -255,6 +277,25 @@ int run(const Options& opt)
                 return usageError("rpc: PARAMS must be a JSON object or array, e.g. '{\"name\":\"vm1\"}'");
             }
         }
+    } else if (vmr::ctl::isVmCommand(cmd)) {
+        auto inv = vmr::ctl::parseVmCommand(args);
+        if (!inv) return usageError(inv.error().message());
+        auto client = connectDaemon(opt);
+        if (!client) return reportError(client.error());
+        // Creating and booting a VM under TCG takes a while; give the daemon time.
+        auto r = client->call(inv->method, inv->params, std::chrono::minutes(5));
+        if (!r) return reportError(r.error());
+        if (inv->start) {
+            vmr::json::Writer w;
+            w.beginObject().field("name", args[0] == "create" ? nameOf(inv->params) : args[1]).endObject();
+            r = client->call("vm.start", w.str(), std::chrono::minutes(5));
+            if (!r) return reportError(r.error());
+        }
+        if (cmd == "destroy" && !opt.json) {
+            std::printf("Destroyed %s\n", args[1].c_str());
+            return kExitOk;
+        }
+        return printResult(opt, *r, [](const std::string& raw) { return vmr::ctl::printStatus(raw); });
     } else if (cmd == "events") {
         // handled below, after connecting
     } else if (cmd == "help") {

@@ -1,0 +1,141 @@
+#include "vm_commands.h"
+
+#include "base/json.h"
+
+#include <charconv>
+#include <map>
+#include <optional>
+
+namespace vmr::ctl {
+
+namespace {
+
+Error usage(std::string message)
+{
+    return Error(ErrorKind::InvalidArgument, std::move(message));
+}
+
+struct Flag {
+    const char* param;  // JSON name
+    bool number;        // integer value
+    bool takesValue;
+};
+
+// create's flags, vmctl's spelling; the JSON names are vm.create's params.
+const std::map<std::string, Flag, std::less<>> kCreateFlags = {
+    {"--name", {"name", false, true}},       {"--image", {"image", false, true}},
+    {"--vcpus", {"vcpus", true, true}},      {"--memory", {"memory", true, true}},
+    {"--disk", {"disk", true, true}},        {"--network", {"network", false, true}},
+    {"--kernel", {"kernel", false, true}},   {"--initrd", {"initrd", false, true}},
+    {"--cmdline", {"cmdline", false, true}}, {"--accel", {"accel", false, true}},
+    {"--start", {"", false, false}},
+};
+
+// Split "--flag=value" or take the next argument.
+std::optional<std::string> valueOf(const std::vector<std::string>& args, size_t& i, const std::string& flag)
+{
+    const std::string& a = args[i];
+    if (a.size() > flag.size() && a[flag.size()] == '=') return a.substr(flag.size() + 1);
+    if (i + 1 >= args.size()) return std::nullopt;
+    return args[++i];
+}
+
+Result<Invocation> parseCreate(const std::vector<std::string>& args)
+{
+    Invocation inv;
+    inv.method = "vm.create";
+    json::Writer w;
+    w.beginObject();
+    std::map<std::string, bool> seen;
+    for (size_t i = 1; i < args.size(); ++i) {
+        std::string flag = args[i].substr(0, args[i].find('='));
+        auto it = kCreateFlags.find(flag);
+        if (it == kCreateFlags.end()) return usage("create: unknown option `" + args[i] + "`");
+        if (seen[flag]) return usage("create: " + flag + " is given twice");
+        seen[flag] = true;
+        if (!it->second.takesValue) {
+            inv.start = true;
+            continue;
+        }
+        auto v = valueOf(args, i, flag);
+        if (!v) return usage("create: " + flag + " needs a value");
+        if (it->second.number) {
+            long long n = 0;
+            auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+            if (ec != std::errc() || p != v->data() + v->size() || n <= 0) {
+                return usage("create: " + flag + " must be a positive whole number, not `" + *v + "`");
+            }
+            w.field(it->second.param, n);
+        } else {
+            w.field(it->second.param, *v);
+        }
+    }
+    if (!seen["--name"]) return usage("create: --name is required");
+    if (!seen["--image"]) return usage("create: --image is required (a local disk image)");
+    w.endObject();
+    inv.params = w.take();
+    return inv;
+}
+
+Result<Invocation> parseStop(const std::vector<std::string>& args)
+{
+    Invocation inv;
+    inv.method = "vm.stop";
+    std::string name;
+    std::optional<long long> timeout;
+    bool force = false;
+    for (size_t i = 1; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (a == "--force") {
+            force = true;
+        } else if (a == "--timeout" || a.rfind("--timeout=", 0) == 0) {
+            auto v = valueOf(args, i, "--timeout");
+            long long n = 0;
+            if (!v) return usage("stop: --timeout needs a number of seconds");
+            auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+            if (ec != std::errc() || p != v->data() + v->size() || n < 0) {
+                return usage("stop: --timeout must be a whole number of seconds, not `" + *v + "`");
+            }
+            timeout = n;
+        } else if (!a.empty() && a[0] == '-') {
+            return usage("stop: unknown option `" + a + "`");
+        } else if (name.empty()) {
+            name = a;
+        } else {
+            return usage("stop: one VM name at a time");
+        }
+    }
+    if (name.empty()) return usage("stop needs a VM name: vmrctl stop NAME [--timeout N] [--force]");
+    json::Writer w;
+    w.beginObject().field("name", name);
+    if (timeout) w.field("timeout", *timeout);
+    if (force) w.field("force", true);
+    w.endObject();
+    inv.params = w.take();
+    return inv;
+}
+
+}  // namespace
+
+bool isVmCommand(const std::string& c)
+{
+    return c == "create" || c == "start" || c == "stop" || c == "suspend" || c == "resume" || c == "destroy";
+}
+
+Result<Invocation> parseVmCommand(const std::vector<std::string>& args)
+{
+    const std::string& cmd = args.at(0);
+    if (cmd == "create") return parseCreate(args);
+    if (cmd == "stop") return parseStop(args);
+    if (args.size() != 2 || args[1].empty() || args[1][0] == '-') {
+        return usage(cmd + " needs exactly one VM name: vmrctl " + cmd + " NAME");
+    }
+    Invocation inv;
+    inv.method = "vm." + cmd;
+    json::Writer w;
+    w.beginObject().field("name", args[1]).endObject();
+    inv.params = w.take();
+    return inv;
+}
+
+}  // namespace vmr::ctl
