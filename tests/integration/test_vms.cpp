@@ -1,0 +1,236 @@
+// QEMU VMs through vmrd and vmrctl, booting the tiny test guest under TCG
+// (tests/guest/build.sh; $VMR_TEST_GUEST, default /tmp/vmr-guest).
+
+#include "harness.h"
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+using namespace vmr::test;
+
+namespace {
+
+std::string guestDir()
+{
+    const char* env = std::getenv("VMR_TEST_GUEST");
+    return env != nullptr ? env : "/tmp/vmr-guest";
+}
+
+bool haveGuest()
+{
+    return std::filesystem::exists(guestDir() + "/vmlinux");
+}
+
+// A raw base image and the create command for a guest VM on it.
+std::vector<std::string> createArgs(const std::string& name, const std::string& base)
+{
+    return {"create",
+            "--name",
+            name,
+            "--image",
+            base,
+            "--kernel",
+            guestDir() + "/vmlinux",
+            "--initrd",
+            guestDir() + "/initramfs.cpio.gz",
+            "--cmdline",
+            "console=ttyS0",
+            "--memory",
+            "256"};
+}
+
+std::string field(const std::string& status, const std::string& key)
+{
+    auto p = status.find(key + ":");
+    if (p == std::string::npos) return "";
+    p = status.find_first_not_of(' ', p + key.size() + 1);
+    return status.substr(p, status.find('\n', p) - p);
+}
+
+// Each test process gets its own SSH port range, so suites running side by side (one per
+// reactor backend) never hand the same host port to two QEMUs.
+Daemon::Config vmConfig()
+{
+    Daemon::Config cfg;
+    int base = 20000 + static_cast<int>(::getpid() % 400) * 100;
+    cfg.configToml =
+        "[network]\nssh_port_range = \"" + std::to_string(base) + "-" + std::to_string(base + 99) + "\"\n";
+    return cfg;
+}
+
+std::string makeBase(const TempDir& dir)
+{
+    std::string base = dir / "base.img";
+    auto r = run({"/usr/bin/qemu-img", "create", "-f", "raw", base, "64M"});
+    REQUIRE(r.code == 0);
+    return base;
+}
+
+}  // namespace
+
+TEST_CASE("a VM's whole life through vmrctl, with events", "[vms]")
+{
+    if (!haveGuest()) {
+        WARN("no test guest at " << guestDir() << ": build it with tests/guest/build.sh");
+        return;
+    }
+    TempDir dir;
+    Daemon d(dir, vmConfig());
+    REQUIRE(d.waitReady());
+    std::string base = makeBase(dir);
+    std::string before = readFile(base);
+
+    RawClient sub(d.socket());
+    REQUIRE(
+        sub.send(R"({"jsonrpc":"2.0","id":1,"method":"events.subscribe","params":{"topics":["vm.state"]}})"
+                 "\n"));
+    REQUIRE(sub.readLine());
+
+    auto args = createArgs("web", base);
+    args.push_back("--start");
+    auto created = d.ctl(args, 120s);
+    INFO(created.err << d.log());
+    REQUIRE(created.code == 0);
+    CHECK(field(created.out, "state") == "running");
+    CHECK(std::filesystem::exists(dir / "state/vms/web/overlay.qcow2"));
+
+    auto list = d.ctl({"list"});
+    CHECK(list.out.find("web") != std::string::npos);
+    CHECK(list.out.find("running") != std::string::npos);
+
+    CHECK(d.ctl({"suspend", "web"}).code == 0);
+    CHECK(field(d.ctl({"status", "web"}).out, "state") == "paused");
+    auto again = d.ctl({"suspend", "web"});
+    CHECK(again.code == 1);
+    CHECK(again.err.find("paused") != std::string::npos);
+    CHECK(d.ctl({"resume", "web"}).code == 0);
+    auto bad = d.ctl({"resume", "web"});
+    CHECK(bad.code == 1);
+    CHECK(bad.err.find("hint:") != std::string::npos);
+
+    // Let the guest reach userspace so it answers the ACPI power button.
+    CHECK(eventually(
+        [&] {
+            return readFile(dir / "state/vms/web/console.log").find("VMR-GUEST-READY") != std::string::npos;
+        },
+        60s));
+    auto stopped = d.ctl({"stop", "web"}, 60s);
+    CHECK(stopped.code == 0);
+    CHECK(field(stopped.out, "state") == "stopped");
+
+    CHECK(d.ctl({"destroy", "web"}).code == 0);
+    CHECK(!std::filesystem::exists(dir / "state/vms/web"));
+    CHECK(d.ctl({"status", "web"}).code == 1);
+    CHECK(readFile(base) == before);  // the base image is never written
+
+    // The subscriber saw the transitions in order.
+    std::string seen;
+    while (auto line = sub.readLine(500ms)) {
+        auto to = line->find("\"to\":\"");
+        if (to != std::string::npos) seen += line->substr(to + 6, line->find('"', to + 6) - to - 6) + " ";
+    }
+    INFO(seen);
+    CHECK(seen.find("running") != std::string::npos);
+    CHECK(seen.find("paused") != std::string::npos);
+    CHECK(seen.find("stopped") != std::string::npos);
+    CHECK(seen.find("destroyed") != std::string::npos);
+}
+
+TEST_CASE("a VM survives kill -9 of vmrd and is re-adopted", "[vms]")
+{
+    if (!haveGuest()) {
+        WARN("no test guest at " << guestDir());
+        return;
+    }
+    TempDir dir;
+    std::string base = makeBase(dir);
+    std::string pid;
+    {
+        Daemon d(dir, vmConfig());
+        REQUIRE(d.waitReady());
+        auto args = createArgs("db", base);
+        args.push_back("--start");
+        auto r = d.ctl(args, 120s);
+        INFO(r.err << d.log());
+        REQUIRE(r.code == 0);
+        pid = field(r.out, "pid");
+        REQUIRE(!pid.empty());
+        d.signal(SIGKILL);
+        REQUIRE(d.waitExit(10s));
+    }
+    REQUIRE(::kill(std::stoi(pid), 0) == 0);  // QEMU kept running without vmrd
+    Daemon d(dir, vmConfig());
+    REQUIRE(d.waitReady());
+    auto status = d.ctl({"status", "db"});
+    INFO(d.log());
+    CHECK(eventually([&] { return field(d.ctl({"status", "db"}).out, "state") == "running"; }, 10s));
+    CHECK(field(d.ctl({"status", "db"}).out, "pid") == pid);
+    CHECK(d.ctl({"suspend", "db"}).code == 0);  // QMP reconnected
+    CHECK(d.ctl({"resume", "db"}).code == 0);
+    CHECK(d.ctl({"stop", "db", "--force"}, 30s).code == 0);
+    CHECK(field(d.ctl({"status", "db"}).out, "state") == "stopped");
+}
+
+TEST_CASE("kill -9 of QEMU is noticed at once and recorded", "[vms]")
+{
+    if (!haveGuest()) {
+        WARN("no test guest at " << guestDir());
+        return;
+    }
+    TempDir dir;
+    Daemon d(dir, vmConfig());
+    REQUIRE(d.waitReady());
+    std::string base = makeBase(dir);
+    auto args = createArgs("k", base);
+    args.push_back("--start");
+    auto r = d.ctl(args, 120s);
+    REQUIRE(r.code == 0);
+    ::kill(std::stoi(field(r.out, "pid")), SIGKILL);  // a QEMU this test started through vmrd
+    CHECK(eventually([&] { return field(d.ctl({"status", "k"}).out, "state") != "running"; }, 5s));
+    auto status = d.ctl({"status", "k"}).out;
+    CHECK(field(status, "state_reason").find("SIGKILL") != std::string::npos);
+    CHECK(d.ctl({"destroy", "k"}).code == 0);
+}
+
+TEST_CASE("bad creates are refused with distinct errors and leave nothing behind", "[vms]")
+{
+    TempDir dir;
+    Daemon d(dir, vmConfig());
+    REQUIRE(d.waitReady());
+    std::string base = makeBase(dir);
+
+    auto missing = d.ctl({"create", "--name", "a", "--image", dir / "nope.img"});
+    CHECK(missing.code == 1);
+    CHECK(missing.err.find("nope.img") != std::string::npos);
+    CHECK(!std::filesystem::exists(dir / "state/vms/a"));
+
+    auto tap = d.ctl({"create", "--name", "a", "--image", base, "--network", "tap"});
+    CHECK(tap.code == 1);
+    CHECK(tap.err.find("not supported yet") != std::string::npos);
+    CHECK(!std::filesystem::exists(dir / "state/vms/a"));
+
+    auto name = d.ctl({"--json", "rpc", "vm.create", R"({"name":"../x","image":")" + base + "\"}"});
+    CHECK(name.code == 1);
+
+    REQUIRE(d.ctl({"create", "--name", "a", "--image", base}).code == 0);
+    auto dup = d.ctl({"create", "--name", "a", "--image", base});
+    CHECK(dup.code == 1);
+    CHECK(dup.err.find("exists") != std::string::npos);
+    CHECK(field(d.ctl({"status", "a"}).out, "state") == "prepared");
+
+    // Two VMs on one base get distinct overlays, ports and MACs.
+    REQUIRE(d.ctl({"create", "--name", "b", "--image", base}).code == 0);
+    auto a = d.ctl({"status", "a"}).out;
+    auto b = d.ctl({"status", "b"}).out;
+    CHECK(field(a, "ssh_port") != field(b, "ssh_port"));
+    CHECK(field(a, "mac") != field(b, "mac"));
+    CHECK(d.ctl({"destroy", "a"}).code == 0);
+    CHECK(d.ctl({"destroy", "b"}).code == 0);
+}

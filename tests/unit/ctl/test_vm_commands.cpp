@@ -1,0 +1,59 @@
+#include "vm_commands.h"
+
+#include <catch2/catch.hpp>
+
+using vmr::ctl::parseVmCommand;
+
+TEST_CASE("create maps vmctl's flags onto vm.create", "[vmrctl]")
+{
+    auto inv = parseVmCommand({"create", "--name", "web", "--image=/img/base.qcow2", "--vcpus", "2",
+                               "--memory=512", "--disk", "4", "--network", "none", "--start"});
+    REQUIRE(inv.ok());
+    CHECK(inv->method == "vm.create");
+    CHECK(inv->start);
+    CHECK(inv->params ==
+          R"({"name":"web","image":"/img/base.qcow2","vcpus":2,"memory":512,"disk":4,"network":"none"})");
+}
+
+TEST_CASE("create's usage errors say what is wrong", "[vmrctl]")
+{
+    CHECK(parseVmCommand({"create", "--image", "/x"}).error().message() == "create: --name is required");
+    CHECK(parseVmCommand({"create", "--name", "a"}).error().message().find("--image is required") !=
+          std::string::npos);
+    CHECK(parseVmCommand({"create", "--name", "a", "--image", "/x", "--vcpus", "two"}).error().message() ==
+          "create: --vcpus must be a positive whole number, not `two`");
+    CHECK(parseVmCommand({"create", "--name", "a", "--image", "/x", "--memory", "-5"})
+              .error()
+              .message()
+              .find("positive") != std::string::npos);
+    CHECK(parseVmCommand({"create", "--name", "a", "--name", "b"}).error().message() ==
+          "create: --name is given twice");
+    CHECK(parseVmCommand({"create", "--bogus"}).error().message() == "create: unknown option `--bogus`");
+    CHECK(parseVmCommand({"create", "--name"}).error().message() == "create: --name needs a value");
+}
+
+TEST_CASE("stop takes a timeout and force", "[vmrctl]")
+{
+    auto inv = parseVmCommand({"stop", "web", "--timeout", "5", "--force"});
+    REQUIRE(inv.ok());
+    CHECK(inv->method == "vm.stop");
+    CHECK(inv->params == R"({"name":"web","timeout":5,"force":true})");
+    CHECK(parseVmCommand({"stop", "web"})->params == R"({"name":"web"})");
+    CHECK(!parseVmCommand({"stop"}).ok());
+    CHECK(!parseVmCommand({"stop", "a", "b"}).ok());
+    CHECK(!parseVmCommand({"stop", "a", "--timeout", "soon"}).ok());
+    CHECK(!parseVmCommand({"stop", "a", "--now"}).ok());
+}
+
+TEST_CASE("the one-name commands", "[vmrctl]")
+{
+    for (std::string cmd : {"start", "suspend", "resume", "destroy"}) {
+        auto inv = parseVmCommand({cmd, "web"});
+        REQUIRE(inv.ok());
+        CHECK(inv->method == "vm." + cmd);
+        CHECK(inv->params == R"({"name":"web"})");
+        CHECK(!parseVmCommand({cmd}).ok());
+        CHECK(!parseVmCommand({cmd, "--web"}).ok());
+        CHECK(!parseVmCommand({cmd, "a", "b"}).ok());
+    }
+}
