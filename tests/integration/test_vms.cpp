@@ -11,6 +11,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <thread>
 
 using namespace vmr::test;
@@ -233,4 +235,30 @@ TEST_CASE("bad creates are refused with distinct errors and leave nothing behind
     CHECK(field(a, "mac") != field(b, "mac"));
     CHECK(d.ctl({"destroy", "a"}).code == 0);
     CHECK(d.ctl({"destroy", "b"}).code == 0);
+}
+
+TEST_CASE("50 VMs get 50 distinct SSH ports and MACs, and keep them across a restart", "[vms]")
+{
+    TempDir dir;
+    std::string base = makeBase(dir);
+    std::map<std::string, std::string> ports;
+    std::set<std::string> seenPorts, seenMacs;
+    {
+        Daemon d(dir, vmConfig());
+        REQUIRE(d.waitReady());
+        for (int i = 0; i < 50; ++i) {
+            std::string name = "vm" + std::to_string(i);
+            auto r = d.ctl({"create", "--name", name, "--image", base});
+            REQUIRE(r.code == 0);
+            ports[name] = field(r.out, "ssh_port");
+            seenPorts.insert(ports[name]);
+            seenMacs.insert(field(r.out, "mac"));
+        }
+        CHECK(seenPorts.size() == 50);
+        CHECK(seenMacs.size() == 50);
+        CHECK(readFile(base).size() == 64u << 20);
+    }
+    Daemon d(dir, vmConfig());
+    REQUIRE(d.waitReady());
+    for (auto& [name, port] : ports) CHECK(field(d.ctl({"status", name}).out, "ssh_port") == port);
 }
