@@ -275,8 +275,11 @@ Result<void> UvReactor::backendWait(std::optional<std::chrono::nanoseconds> time
         if (timeout) {
             auto ms = std::chrono::ceil<std::chrono::milliseconds>(*timeout).count();
             uv_update_time(&loop_);
+            // The timer may already be due when uv_run() runs its timers, before it polls;
+            // a no-op callback would then leave no timer and poll would block forever.
+            // uv_stop() makes that poll return at once instead.
             uv_timer_start(
-                &waitTimer_, [](uv_timer_t*) {}, static_cast<uint64_t>(ms), 0);
+                &waitTimer_, [](uv_timer_t* t) { uv_stop(t->loop); }, static_cast<uint64_t>(ms), 0);
         }
         uv_run(&loop_, UV_RUN_ONCE);
         uv_timer_stop(&waitTimer_);
