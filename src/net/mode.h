@@ -13,13 +13,13 @@
 namespace vmr::net {
 
 // User: QEMU's user-mode stack (SLIRP), NAT to the host, SSH forwarded from a host port on
-// 127.0.0.1. Tap: a tap device on a host bridge (not implemented yet). None: no NIC at all.
+// 127.0.0.1. Tap: a tap device on a host bridge (refused for now: TAP networking is not supported yet). None: no NIC at all.
 enum class NetMode { User, Tap, None };
 
 std::string_view netModeName(NetMode mode) noexcept;  // "user" | "tap" | "none"
 // "user" | "tap" | "none"; anything else is InvalidArgument naming the allowed values.
 Result<NetMode> parseNetMode(std::string_view text);
-// Unsupported for Tap (not implemented yet); success for the others.
+// Unsupported for Tap (TAP networking is not supported yet); success for the others.
 Result<void> checkSupported(NetMode mode);
 
 // The QEMU argv fragment for a mode:

@@ -47,5 +47,4 @@ private:
     bool array_ = false;
 };
 
-
 }  // namespace vmr::rpc

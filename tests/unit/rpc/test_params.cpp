@@ -121,4 +121,3 @@ TEST_CASE("params that are not an object", "[params]")
     CHECK(arr->fields()[1].text == "b");
     CHECK_FALSE(arr->has(""));
 }
-
