@@ -3,6 +3,7 @@
 #include "base/json.h"
 
 #include <charconv>
+#include <filesystem>
 #include <map>
 #include <optional>
 
@@ -66,6 +67,13 @@ Result<Invocation> parseCreate(const std::vector<std::string>& args)
                 return usage("create: " + flag + " must be a positive whole number, not `" + *v + "`");
             }
             w.field(it->second.param, n);
+        } else if (flag == "--image" || flag == "--kernel" || flag == "--initrd") {
+            // vmrd resolves paths against its own folder, not the caller's: send absolute ones.
+            // A bare image name that is no file here stays a name (an image in vmrd's cache).
+            std::error_code ec;
+            bool local = v->find('/') != std::string::npos || std::filesystem::exists(*v, ec);
+            w.field(it->second.param,
+                    local ? std::filesystem::absolute(*v, ec).lexically_normal().string() : *v);
         } else {
             w.field(it->second.param, *v);
         }

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+
 using vmr::ctl::parseVmCommand;
 
 TEST_CASE("create maps vmctl's flags onto vm.create", "[vmrctl]")
@@ -13,6 +15,18 @@ TEST_CASE("create maps vmctl's flags onto vm.create", "[vmrctl]")
     CHECK(inv->start);
     CHECK(inv->params ==
           R"({"name":"web","image":"/img/base.qcow2","vcpus":2,"memory":512,"disk":4,"network":"none"})");
+}
+
+TEST_CASE("create sends local paths as absolute paths", "[vmrctl]")
+{
+    auto inv = parseVmCommand(
+        {"create", "--name", "k", "--image", "build-guest/disk.qcow2", "--kernel", "./a/../vmlinux"});
+    REQUIRE(inv.ok());
+    std::string cwd = std::filesystem::current_path().string();
+    CHECK(inv->params.find("\"image\":\"" + cwd + "/build-guest/disk.qcow2\"") != std::string::npos);
+    CHECK(inv->params.find("\"kernel\":\"" + cwd + "/vmlinux\"") != std::string::npos);
+    auto name = parseVmCommand({"create", "--name", "k", "--image", "no-such-cached-image.qcow2"});
+    CHECK(name->params.find("\"image\":\"no-such-cached-image.qcow2\"") != std::string::npos);
 }
 
 TEST_CASE("create's usage errors say what is wrong", "[vmrctl]")
