@@ -263,6 +263,7 @@ void Daemon::registerMethods()
                                .field("reactor", reactor::backendName(reactor_->backend()))
                                .field("mode", mode_ == config::Mode::System ? "system" : "user")
                                .field("pid", static_cast<long long>(::getpid()))
+                               .field("state_dir", settings_.stateDir)
                                .key("features")
                                .beginArray();
                            // What this vmrd can do, not merely what it was linked with.

@@ -51,6 +51,7 @@ TEST_CASE("vmrctl version talks to vmrd", "[control]")
     CHECK(j.code == 0);
     CHECK(j.out.find("\"api\":1") != std::string::npos);
     CHECK(j.out.find("\"mode\":\"user\"") != std::string::npos);
+    CHECK(j.out.find("\"state_dir\":\"" + d.stateDir() + "\"") != std::string::npos);
 }
 
 TEST_CASE("the control socket is mode 0660 and logged callers are named", "[control]")
