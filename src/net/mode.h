@@ -13,7 +13,8 @@
 namespace vmr::net {
 
 // User: QEMU's user-mode stack (SLIRP), NAT to the host, SSH forwarded from a host port on
-// 127.0.0.1. Tap: a tap device on a host bridge (refused for now: TAP networking is not supported yet). None: no NIC at all.
+// 127.0.0.1. Tap: a tap device on a host bridge (refused for now: TAP networking is not supported yet). None:
+// no NIC at all.
 enum class NetMode { User, Tap, None };
 
 std::string_view netModeName(NetMode mode) noexcept;  // "user" | "tap" | "none"
