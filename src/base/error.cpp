@@ -29,6 +29,14 @@ constexpr std::array<std::string_view, static_cast<size_t>(ErrorKind::Count_)> k
     "busy",
     "too_large",
     "unavailable",
+    "image.not_found",
+    "tool.missing",
+    "image.checksum_mismatch",
+    "image.download_failed",
+    "ssh.host_key_mismatch",
+    "ssh.auth_failed",
+    "provision.failed",
+    "hypervisor.error",
 };
 
 }  // namespace

@@ -33,7 +33,15 @@ enum class ErrorKind {
     PermissionDenied,
     Busy,
     TooLarge,
-    Unavailable,  // a peer (daemon, hypervisor) is not reachable
+    Unavailable,       // a peer (daemon, hypervisor) is not reachable
+    ImageNotFound,     // a VM's base image is missing
+    ToolMissing,       // a program vmrd needs is not installed
+    ChecksumMismatch,  // a checksum does not match
+    DownloadFailed,    // a download failed
+    HostKeyMismatch,   // a guest's SSH host key differs from the pinned one
+    AuthFailed,        // SSH authentication failed
+    ProvisionFailed,   // a provisioning step failed
+    HypervisorError,   // the hypervisor refused a request
     Count_,
 };
 

@@ -27,6 +27,14 @@ int errorCode(ErrorKind kind)
         case ErrorKind::Busy: return -32011;
         case ErrorKind::TooLarge: return -32012;
         case ErrorKind::Unavailable: return -32013;
+        case ErrorKind::ImageNotFound: return -32014;
+        case ErrorKind::ToolMissing: return -32015;
+        case ErrorKind::ChecksumMismatch: return -32016;
+        case ErrorKind::DownloadFailed: return -32017;
+        case ErrorKind::HostKeyMismatch: return -32018;
+        case ErrorKind::AuthFailed: return -32019;
+        case ErrorKind::ProvisionFailed: return -32020;
+        case ErrorKind::HypervisorError: return -32021;
         case ErrorKind::Count_: break;
     }
     return kInternalError;
@@ -86,6 +94,19 @@ std::string defaultHint(ErrorKind kind)
         case ErrorKind::Busy: return "Another operation is in progress; try again when it finishes";
         case ErrorKind::TooLarge: return "Send less at once: a request line is limited to 1 MiB";
         case ErrorKind::Unavailable: return "Check that vmrd is running";
+        case ErrorKind::ImageNotFound:
+            return "Give the path of an image file, or pull one with `vmrctl image pull URL`";
+        case ErrorKind::ToolMissing:
+            return "Install the program named in the message, or set its path in vmrd.toml";
+        case ErrorKind::ChecksumMismatch: return "Check the expected checksum; nothing was kept";
+        case ErrorKind::DownloadFailed: return "See the message for the URL and the cause; nothing was kept";
+        case ErrorKind::HostKeyMismatch:
+            return "The guest's host key changed: if the guest was not reinstalled, someone may be "
+                   "intercepting the connection";
+        case ErrorKind::AuthFailed:
+            return "Pass the right key with --key, or check the guest's authorized keys";
+        case ErrorKind::ProvisionFailed: return "See the step's output and provision.log";
+        case ErrorKind::HypervisorError: return "See the message for the hypervisor's own error";
         case ErrorKind::Count_: break;
     }
     return {};
@@ -115,6 +136,14 @@ std::string_view defaultMessage(ErrorKind kind)
         case ErrorKind::Busy: return "Busy";
         case ErrorKind::TooLarge: return "Too large";
         case ErrorKind::Unavailable: return "Unavailable";
+        case ErrorKind::ImageNotFound: return "Image not found";
+        case ErrorKind::ToolMissing: return "Program not installed";
+        case ErrorKind::ChecksumMismatch: return "Checksum mismatch";
+        case ErrorKind::DownloadFailed: return "Download failed";
+        case ErrorKind::HostKeyMismatch: return "SSH host key mismatch";
+        case ErrorKind::AuthFailed: return "SSH authentication failed";
+        case ErrorKind::ProvisionFailed: return "Provisioning failed";
+        case ErrorKind::HypervisorError: return "Hypervisor error";
         case ErrorKind::Count_: break;
     }
     return "Internal error";

@@ -25,10 +25,13 @@ constexpr std::array<std::string_view, 3> kNetworks = {"user", "tap", "none"};
 constexpr std::array<std::string_view, 3> kAccels = {"auto", "kvm", "tcg"};
 
 // Every key of version 1, in the order toJson writes them.
-constexpr std::array<std::string_view, 21> kKnownKeys = {
-    "version",    "name",         "id",      "backend",        "created",  "image",   "vcpus",
-    "memory_mib", "disk_gib",     "network", "kernel",         "initrd",   "cmdline", "accel",
-    "state",      "state_reason", "pid",     "pid_start_time", "ssh_port", "mac",     "vnc_port"};
+constexpr std::array<std::string_view, 25> kKnownKeys = {
+    "version",    "name",     "id",       "backend",     "created",      "image",   "vcpus",
+    "memory_mib", "disk_gib", "network",  "kernel",      "initrd",       "cmdline", "accel",
+    "firmware",   "vnc",      "seed",     "state",       "state_reason", "pid",     "pid_start_time",
+    "ssh_port",   "mac",      "vnc_port", "accel_in_use"};
+// Keys added after version 1 was first written: a record without them takes the default.
+constexpr std::array<std::string_view, 4> kLaterKeys = {"firmware", "vnc", "seed", "accel_in_use"};
 
 bool isKnownKey(std::string_view k)
 {
@@ -98,6 +101,23 @@ public:
                 return values_[i];
             }
         return Error(ErrorKind::Internal, "Unknown record field " + std::string(key));
+    }
+
+    bool has(std::string_view key) const
+    {
+        for (size_t i = 0; i < kKnownKeys.size(); ++i)
+            if (kKnownKeys[i] == key) return seen_[i];
+        return false;
+    }
+
+    Result<bool> boolean(std::string_view key) const
+    {
+        auto e = get(key);
+        if (!e) return std::move(e).error();
+        bool b = false;
+        if (e->get_bool().get(b) != simdjson::SUCCESS)
+            return fieldError(key, "expected true or false, got " + describe(*e));
+        return b;
     }
 
     // Empty optional for null.
@@ -268,6 +288,9 @@ std::string toJson(const VmRecord& r)
     writeNullableString(w, "initrd", r.initrd);
     writeNullableString(w, "cmdline", r.cmdline);
     writeNullableString(w, "accel", r.accel);
+    writeNullableString(w, "firmware", r.firmware);
+    w.field("vnc", r.vnc);
+    writeNullableString(w, "seed", r.seed);
     w.field("state", r.state);
     writeNullableString(w, "state_reason", r.stateReason);
     writeOptional(w, "pid", r.pid);
@@ -275,6 +298,7 @@ std::string toJson(const VmRecord& r)
     writeOptional(w, "ssh_port", r.sshPort);
     writeNullableString(w, "mac", r.mac);
     writeOptional(w, "vnc_port", r.vncPort);
+    writeNullableString(w, "accel_in_use", r.accelInUse);
     for (const auto& [k, raw] : r.extra) {
         if (isKnownKey(k)) continue;  // a known key always comes from its field
         w.key(k).raw(raw);
@@ -353,6 +377,22 @@ Result<VmRecord> recordFromJson(std::string_view text)
         return fieldError(
             "accel", "expected one of " + joinChoices(kAccels) + " or null, got " + json::quote(r.accel));
 
+    // Later keys: absent in records written before they existed.
+    auto later = [&f](std::string_view key) {
+        for (auto k : kLaterKeys)
+            if (k == key) return !f.has(key);
+        return false;
+    };
+    if (!later("firmware")) {
+        VMR_FIELD(s, f.nullableString("firmware"));
+        r.firmware = s.value_or("");
+    }
+    if (!later("vnc")) VMR_FIELD(r.vnc, f.boolean("vnc"));
+    if (!later("seed")) {
+        VMR_FIELD(s, f.nullableString("seed"));
+        r.seed = s.value_or("");
+    }
+
     VMR_FIELD(r.state, f.choice("state", kStates));
     VMR_FIELD(s, f.nullableString("state_reason"));
     r.stateReason = s.value_or("");
@@ -370,6 +410,13 @@ Result<VmRecord> recordFromJson(std::string_view text)
             "mac", "expected a MAC address like \"52:54:00:12:34:56\" or null, got " + json::quote(r.mac));
     VMR_FIELD(n, f.nullableUint("vnc_port", 1, 65535));
     if (n) r.vncPort = static_cast<uint16_t>(*n);
+    if (!later("accel_in_use")) {
+        VMR_FIELD(s, f.nullableString("accel_in_use"));
+        r.accelInUse = s.value_or("");
+        if (!r.accelInUse.empty() && r.accelInUse != "kvm" && r.accelInUse != "tcg")
+            return fieldError("accel_in_use",
+                              "expected \"kvm\", \"tcg\" or null, got " + json::quote(r.accelInUse));
+    }
 #undef VMR_FIELD
     return r;
 }

@@ -31,6 +31,10 @@ struct VmRecord {
     std::string initrd;
     std::string cmdline;
     std::string accel;  // empty (the daemon's default), "auto", "kvm" or "tcg"
+    // Empty: QEMU's BIOS (SeaBIOS); "uefi": OVMF as installed; otherwise a firmware file.
+    std::string firmware;
+    bool vnc = false;  // a VNC server on 127.0.0.1, first free display
+    std::string seed;  // the cloud-init seed ISO attached read-only; empty: none
 
     // Runtime.
     std::string state = "preparing";
@@ -40,6 +44,7 @@ struct VmRecord {
     std::optional<uint16_t> sshPort;
     std::string mac;  // "52:54:00:xx:xx:xx"; empty: none yet
     std::optional<uint16_t> vncPort;
+    std::string accelInUse;  // "kvm" | "tcg" while a hypervisor runs; empty otherwise
 
     // Top-level keys this vmrd does not know (written by a newer one), as raw JSON text,
     // written back unchanged.
