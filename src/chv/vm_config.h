@@ -1,0 +1,61 @@
+#pragma once
+
+// The JSON bodies vmr exchanges with cloud-hypervisor (v53 API, docs/chv.md): the VmConfig of
+// `vm.create`, built from a VM's spec, and the answers of `vmm.ping` and `vm.info`. Pure.
+
+#include "base/result.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace vmr::chv {
+
+struct VmConfigSpec {
+    uint32_t vcpus = 1;
+    uint64_t memoryMib = 1024;
+    // Payload: a firmware, or a kernel with an optional initramfs and cmdline.
+    std::string firmware;
+    std::string kernel;
+    std::string initramfs;
+    std::string cmdline;
+    std::string overlay;  // qcow2 on a backing file; empty: no disk
+    std::string seedIso;  // attached read-only; empty: none
+    // Network: a tap device (created by cloud-hypervisor when it does not exist); empty: no NIC.
+    std::string tap;
+    std::string mac;
+    std::string rngSource = "/dev/urandom";  // empty: no virtio-rng
+    std::string serialSocket;                // the serial port as a unix socket server
+};
+
+// cloud-hypervisor's limit on vCPUs (x86_64).
+constexpr uint32_t kMaxVcpus = 254;
+
+// The VmConfig JSON: cpus, memory (bytes), payload, disks (overlay as Qcow2 with backing files,
+// seed read-only), net, rng, serial in Socket mode, console explicitly Off (its default, Tty,
+// would take over vmrd's terminal). InvalidArgument naming the field when the spec cannot be
+// expressed: no payload or both, initramfs/cmdline without kernel, vcpus or memory out of range,
+// a bad MAC, a serial socket path that does not fit a unix socket.
+Result<std::string> buildVmConfig(const VmConfigSpec& spec);
+
+// The states `vm.info` reports.
+enum class VmRunState { Created, Running, Shutdown, Paused, BreakPoint };
+std::string_view runStateName(VmRunState s) noexcept;
+Result<VmRunState> parseRunState(std::string_view name);
+
+struct VmInfo {
+    VmRunState state = VmRunState::Created;
+    std::string configJson;  // the VmConfig the VMM holds, as JSON
+    std::optional<int64_t> memoryActualSize;
+};
+Result<VmInfo> parseVmInfo(std::string_view json);
+
+struct PingInfo {
+    std::string version;  // "v53.0"
+    std::string buildVersion;
+    std::optional<int64_t> pid;
+};
+Result<PingInfo> parsePing(std::string_view json);
+
+}  // namespace vmr::chv
