@@ -41,6 +41,8 @@ struct Server::Connection {
     bool inData = false;  // inside onData: replies are gathered into `out`
     std::string out;      // replies gathered during one onData call
     bool closeWhenDrained = false;
+    bool holding = false;  // a hand-over method runs: bytes are kept in `held`, not parsed
+    std::string held;      // what the client sent after the hand-over request line
     bool subscribed = false;
     std::set<std::string> topics;
     std::string vmFilter;
@@ -118,27 +120,7 @@ void Server::onAccept(UniqueFd fd)
                    raw->peer.pid);
 
     reactor::Stream::Callbacks cbs;
-    cbs.onData = [this, raw](std::string_view data) {
-        Connection& conn = *raw;
-        conn.inData = true;
-        auto fed = conn.framer.feed(data, [this, &conn](std::string_view line) {
-            if (!conn.closeWhenDrained) onLine(conn, line);
-        });
-        conn.inData = false;
-        if (!fed) {
-            Error err = std::move(fed).error();
-            logger().warn("client {}: {}; closing the connection", conn.id, err.what());
-            conn.out += encodeError(Id{"null"}, err);
-            conn.out += '\n';
-            conn.closeWhenDrained = true;
-        }
-        if (!conn.out.empty()) {
-            std::string out;
-            out.swap(conn.out);
-            send(conn, std::move(out));
-        }
-        if (conn.closeWhenDrained && conn.stream && !conn.stream->closed()) conn.stream->pauseReading();
-    };
+    cbs.onData = [this, raw](std::string_view data) { consume(*raw, data); };
     cbs.onClose = [this, id](const Error* err) {
         if (err != nullptr) logger().debug("client {} closed: {}", id, err->what());
         closeConnection(id, nullptr);
@@ -151,6 +133,41 @@ void Server::onAccept(UniqueFd fd)
         }
     };
     raw->stream->start(std::move(cbs));
+}
+
+void Server::consume(Connection& conn, std::string_view data)
+{
+    conn.inData = true;
+    auto deliver = [this, &conn](std::string_view line) {
+        if (!conn.closeWhenDrained && !conn.holding) onLine(conn, line);
+    };
+    Result<void> fed = success();
+    while (!data.empty()) {
+        if (conn.holding) {
+            conn.held.append(data);  // at most one read more: reading is paused below
+            break;
+        }
+        size_t nl = data.find('\n');
+        size_t take = nl == std::string_view::npos ? data.size() : nl + 1;
+        fed = conn.framer.feed(data.substr(0, take), deliver);
+        if (!fed) break;
+        data.remove_prefix(take);
+    }
+    conn.inData = false;
+    if (!fed) {
+        Error err = std::move(fed).error();
+        logger().warn("client {}: {}; closing the connection", conn.id, err.what());
+        conn.out += encodeError(Id{"null"}, err);
+        conn.out += '\n';
+        conn.closeWhenDrained = true;
+    }
+    if (!conn.out.empty()) {
+        std::string out;
+        out.swap(conn.out);
+        send(conn, std::move(out));
+    }
+    if ((conn.closeWhenDrained || conn.holding) && conn.stream && !conn.stream->closed())
+        conn.stream->pauseReading();
 }
 
 void Server::onLine(Connection& c, std::string_view line)
@@ -208,6 +225,24 @@ void Server::handleItem(Connection& c, Item& item, const std::shared_ptr<Pending
         finishItem(connId, batch, slot, std::move(reply));
         return;
     }
+    if (m.takeOver) {
+        if (batch) {
+            Error err(ErrorKind::InvalidRequest, "`" + req.method + "` cannot be part of a batch",
+                      "Send it as a single request on its own line");
+            finishItem(connId, batch, slot, notify ? std::string() : encodeError(req.id, err));
+            return;
+        }
+        if (notify) return;  // nobody would learn that the connection changed hands
+        // Nothing after this line is parsed until the method finishes. The coroutine starts on
+        // the next loop turn, so that it never finishes inside consume().
+        c.holding = true;
+        std::weak_ptr<bool> alive = alive_;
+        reactor_.post([this, alive, connId, id = req.id, m, peer = c.peer, p = std::move(*params)]() {
+            if (auto a = alive.lock(); !a || !*a) return;
+            reactor::spawnDetached(runAsync(this, alive_, connId, nullptr, 0, id, false, m, peer, p));
+        });
+        return;
+    }
     // Asynchronous: the coroutine runs on; its reply goes out when it completes, if the
     // connection (and this server) still exist then.
     reactor::spawnDetached(
@@ -220,11 +255,52 @@ reactor::Task<void> Server::runAsync(Server* self, std::shared_ptr<bool> alive, 
 {
     auto result = co_await m.async(peer, params);
     if (!*alive) co_return;  // the server is gone: nobody to answer
+    if (m.takeOver) {
+        if (result) {
+            self->handOver(connId, m, params, encodeResult(id, oneLine(std::move(*result))));
+        } else {
+            self->finishItem(connId, nullptr, 0, encodeError(id, result.error()));
+            self->resumeAfterRefusedHandover(connId);
+        }
+        co_return;
+    }
     if (result && m.after) m.after(*self, connId, params);
     std::string reply;
     if (!notify)
         reply = result ? encodeResult(id, oneLine(std::move(*result))) : encodeError(id, result.error());
     self->finishItem(connId, batch, slot, std::move(reply));
+}
+
+void Server::handOver(uint64_t connId, const Method& m, const Params& params, std::string reply)
+{
+    auto it = connections_.find(connId);
+    if (it == connections_.end()) return;  // the client left meanwhile
+    Connection& c = *it->second;
+    if (!c.stream || c.stream->closed()) return;
+    reply += '\n';
+    c.stream->write(std::move(reply));
+    Handover h;
+    h.peer = c.peer;
+    h.pending = std::move(c.held);
+    h.stream = std::move(c.stream);
+    // The old callbacks point at the Connection, which goes away.
+    h.stream->pauseReading();
+    h.stream->start(reactor::Stream::Callbacks{});
+    logger().debug("client {} handed over as a raw stream", connId);
+    closeConnection(connId, nullptr);
+    m.takeOver(params, std::move(h));
+}
+
+void Server::resumeAfterRefusedHandover(uint64_t connId)
+{
+    auto it = connections_.find(connId);
+    if (it == connections_.end()) return;
+    Connection& c = *it->second;
+    c.holding = false;
+    std::string held = std::move(c.held);
+    c.held.clear();
+    if (!held.empty()) consume(c, held);
+    if (!c.holding && !c.closeWhenDrained && c.stream && !c.stream->closed()) c.stream->resumeReading();
 }
 
 void Server::finishItem(uint64_t connId, const std::shared_ptr<Pending>& batch, size_t slot,
@@ -279,7 +355,7 @@ void Server::closeConnection(uint64_t id, const char* why)
     if (why != nullptr) logger().debug("client {}: {}", id, why);
     std::unique_ptr<Connection> c = std::move(it->second);
     connections_.erase(it);
-    c->stream->close();
+    if (c->stream) c->stream->close();  // none once handed over
     closing_.push_back(std::move(c));
     if (!reapPosted_) {
         reapPosted_ = true;

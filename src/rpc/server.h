@@ -47,6 +47,17 @@ struct Call {
 
 class Server;
 
+// A connection handed over by a method with Method::takeOver: from now on it carries raw bytes,
+// not JSON-RPC. The success reply is already queued on `stream` (it goes out first). The stream
+// is paused and has no callbacks: the new owner calls start() with its own, then
+// resumeReading(). `pending` holds the bytes the client sent after the request line, which the
+// server read but did not parse; they come before anything the stream delivers.
+struct Handover {
+    Peer peer;
+    std::unique_ptr<reactor::Stream> stream;
+    std::string pending;
+};
+
 // A method is synchronous (answers at once) or asynchronous (a coroutine; the reply is sent
 // when it finishes, other requests on the same connection are served meanwhile).
 struct Method {
@@ -55,6 +66,12 @@ struct Method {
     bool mutating = false;  // logged with the caller's credentials
     // Called after a successful reply on this connection; e.g. events.subscribe marks it.
     std::function<void(Server&, uint64_t connection, const Params&)> after;
+    // Only with `async`: the method turns its connection into a raw byte stream (vm.console).
+    // From the request on, the server parses nothing more on that connection. On success the
+    // reply is queued, the server forgets the connection and calls takeOver with it (replies to
+    // other requests still running on it are dropped); on an error the reply is sent and the
+    // connection goes on as JSON-RPC. Refused inside a batch; ignored as a notification.
+    std::function<void(const Params&, Handover)> takeOver;
 };
 
 class Server {
@@ -85,6 +102,11 @@ private:
     struct Pending;
 
     void onAccept(UniqueFd fd);
+    // Frame and dispatch bytes from the client, one line at a time, so that the bytes after a
+    // hand-over request are kept as they are.
+    void consume(Connection& c, std::string_view data);
+    void handOver(uint64_t connId, const Method& m, const Params& params, std::string reply);
+    void resumeAfterRefusedHandover(uint64_t connId);
     void onLine(Connection& c, std::string_view line);
     void handleItem(Connection& c, Item& item, const std::shared_ptr<Pending>& batch, size_t slot);
     // The body of an asynchronous method call; a static member so that nothing it uses
