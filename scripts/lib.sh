@@ -10,7 +10,7 @@ VMR_BUILD_PACKAGES=(
   libtomlplusplus-dev libzstd-dev libisofs-dev libspdlog-dev catch2
 )
 # What running VMs needs (the tests boot real QEMU under TCG).
-VMR_RUN_PACKAGES=(qemu-system-x86 qemu-utils)
+VMR_RUN_PACKAGES=(qemu-system-x86 qemu-utils ovmf)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

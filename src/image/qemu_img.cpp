@@ -43,7 +43,7 @@ reactor::Task<Result<reactor::RunResult>> runQemuImg(reactor::Reactor& r, std::v
     auto res = co_await running;
     if (!res) {
         if (res.error().kind() == ErrorKind::NotFound)
-            co_return Error(ErrorKind::Unavailable, what + ": qemu-img not found in PATH",
+            co_return Error(ErrorKind::ToolMissing, what + ": qemu-img not found in PATH",
                             "Install qemu-img (Debian/Ubuntu: apt install qemu-utils)");
         co_return Error(res.error().kind(), what).causedBy(std::move(res).error());
     }

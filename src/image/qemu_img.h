@@ -32,7 +32,7 @@ Result<ImageInfo> parseImageInfo(std::string_view json);
 // `qemu-img info -U --output=json <path>`. -U (force-share) so that the image of a running VM
 // can be inspected. A file qemu-img cannot recognise is reported as format "raw" (qemu-img's
 // own probing), so a text file is "a raw image" of its size rounded up to 512 bytes.
-// Missing path: NotFound. qemu-img not in PATH: Unavailable.
+// Missing path: NotFound. qemu-img not in PATH: ToolMissing.
 reactor::Task<Result<ImageInfo>> inspect(reactor::Reactor& r, std::string path);
 
 // `qemu-img create -f qcow2 -F <base format> -b <absolute base> <overlay> [size]`: a qcow2

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <array>
+#include <charconv>
 #include <string>
 #include <utility>
 
@@ -119,6 +120,29 @@ Result<StatusInfo> parseStatusInfo(std::string_view returnJson)
     if (!state) return std::move(state).error();
     info.status = *state;
     return info;
+}
+
+Result<std::optional<uint16_t>> parseVncPort(std::string_view returnJson)
+{
+    thread_local simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    if (auto err = parser.parse(returnJson.data(), returnJson.size()).get(doc))
+        return parseError(std::string("query-vnc reply is not valid JSON: ") + simdjson::error_message(err));
+    simdjson::dom::object obj;
+    if (doc.get_object().get(obj)) return parseError("query-vnc reply is not a JSON object");
+    simdjson::dom::element v;
+    bool enabled = false;
+    if (obj.at_key("enabled").get(v) || v.get_bool().get(enabled))
+        return parseError("query-vnc reply: 'enabled' is missing or not a boolean");
+    if (!enabled) return std::optional<uint16_t>();
+    std::string_view service;
+    if (obj.at_key("service").get(v) || v.get_string().get(service))
+        return parseError("query-vnc reply: 'service' is missing or not a string");
+    unsigned port = 0;
+    auto [end, ec] = std::from_chars(service.data(), service.data() + service.size(), port);
+    if (ec != std::errc() || end != service.data() + service.size() || port == 0 || port > 65535)
+        return parseError("query-vnc reply: 'service' is not a TCP port: \"" + std::string(service) + "\"");
+    return std::optional<uint16_t>(static_cast<uint16_t>(port));
 }
 
 }  // namespace vmr::qmp

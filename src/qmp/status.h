@@ -1,9 +1,11 @@
 #pragma once
 
-// Typed decoding of `query-status` (qapi/run-state.json: StatusInfo and RunState).
+// Typed decoding of `query-status` (qapi/run-state.json: StatusInfo and RunState) and of
+// `query-vnc` (qapi/ui.json: VncInfo).
 
 #include "base/result.h"
 
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -54,5 +56,9 @@ std::string_view lifecycleName(Lifecycle l) noexcept;
 
 // Decode the `return` of query-status (JSON text, as Client::execute returns it).
 Result<StatusInfo> parseStatusInfo(std::string_view returnJson);
+
+// Decode the `return` of query-vnc: the TCP port ("service") of an enabled VNC server, empty
+// when VNC is disabled. ParseError when the reply is malformed or the service is no port.
+Result<std::optional<uint16_t>> parseVncPort(std::string_view returnJson);
 
 }  // namespace vmr::qmp

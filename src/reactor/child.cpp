@@ -121,14 +121,19 @@ bool isExecutable(const std::string& path)
     return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
 }
 
-Result<std::string> resolve(const SpawnOptions& opts)
+}  // namespace
+
+Result<std::string> findProgram(const std::string& name, const std::vector<std::string>* env)
 {
-    const std::string& name = opts.argv[0];
-    if (name.find('/') != std::string::npos) return name;
+    if (name.find('/') != std::string::npos) {
+        if (isExecutable(name)) return name;
+        return Error(ErrorKind::NotFound, name + " does not exist or is not an executable file",
+                     "Install it, or give the path of the program");
+    }
     std::string pathVar;
     bool found = false;
-    if (opts.env) {
-        for (const auto& e : *opts.env) {
+    if (env != nullptr) {
+        for (const auto& e : *env) {
             if (e.rfind("PATH=", 0) == 0) {
                 pathVar = e.substr(5);
                 found = true;
@@ -151,6 +156,16 @@ Result<std::string> resolve(const SpawnOptions& opts)
     }
     return Error(ErrorKind::NotFound, name + " not found in PATH",
                  "Install " + name + ", or add the folder that holds it to PATH");
+}
+
+namespace {
+
+Result<std::string> resolve(const SpawnOptions& opts)
+{
+    const std::string& name = opts.argv[0];
+    // A path is tried as given: exec() reports what is wrong with it.
+    if (name.find('/') != std::string::npos) return name;
+    return findProgram(name, opts.env ? &*opts.env : nullptr);
 }
 
 // The layout of the kernel's struct clone_args (CLONE_ARGS_SIZE_VER0).

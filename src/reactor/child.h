@@ -40,6 +40,10 @@ struct SpawnOptions {
     std::optional<int> deathSignal;  // prctl(PR_SET_PDEATHSIG) for helpers that must die with us
 };
 
+// The executable a spawn of `name` would run: a name without '/' is looked up in PATH (from
+// `env` when given, else vmrd's own), a path must be an executable file. NotFound otherwise.
+Result<std::string> findProgram(const std::string& name, const std::vector<std::string>* env = nullptr);
+
 class Child : private detail::OpOwner {
 public:
     // A missing program is NotFound ("X not found in PATH"); any failure before exec() in the

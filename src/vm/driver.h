@@ -9,8 +9,12 @@
 #include "store/record.h"
 #include "vm/state.h"
 
+#include <sys/types.h>
+
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace vmr::vm {
@@ -45,6 +49,12 @@ public:
     virtual VmState state() const noexcept = 0;
     virtual const std::string& stateReason() const noexcept = 0;
     virtual void onStateChange(StateCallback cb) = 0;
+
+    // The live hypervisor process, for the record: empty when none.
+    virtual std::optional<pid_t> pid() const noexcept = 0;
+    virtual std::optional<uint64_t> pidStartTime() const noexcept = 0;
+    // The VNC server's TCP port on 127.0.0.1, when the VM has one and it is known.
+    virtual std::optional<uint16_t> vncPort() const noexcept { return std::nullopt; }
 };
 
 }  // namespace vmr::vm

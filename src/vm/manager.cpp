@@ -4,12 +4,17 @@
 #include "image/qemu_img.h"
 #include "net/mac.h"
 #include "net/mode.h"
+#include "store/atomic_file.h"
 #include "store/names.h"
+#include "vm/firmware.h"
 
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <ctime>
+#include <fstream>
+#include <iterator>
 
 namespace vmr::vm {
 
@@ -25,6 +30,15 @@ spdlog::logger& lg()
 Error notFound(std::string_view name)
 {
     return Error(ErrorKind::VmNotFound, "No VM named \"" + std::string(name) + "\"", Manager::kNotFoundHint);
+}
+
+// A private copy (0600) of a template file, written atomically.
+Result<void> copyFile(const std::string& from, const std::string& to)
+{
+    std::ifstream in(from, std::ios::binary);
+    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) return Error::fromErrno(errno, "Cannot read " + from);
+    return store::writeFileAtomic(to, data, 0600);
 }
 
 // States in which a QEMU process should exist.
@@ -69,7 +83,19 @@ std::vector<const store::VmRecord*> Manager::list() const
     return out;
 }
 
-QemuDriverConfig Manager::driverConfig(const store::VmRecord& rec, Accel accel) const
+Manager::Paths Manager::pathsOf(const store::VmRecord& rec) const
+{
+    const store::Layout& layout = store_.layout();
+    Paths p;
+    p.workDir = layout.vmDir(rec.name);
+    p.overlay = p.workDir + "/" + kOverlayName;
+    p.seed = rec.seed;
+    if (rec.firmware == "uefi") p.uefiVars = p.workDir + "/" + kUefiVarsName;
+    p.runtime = runtimePaths(layout, rec.name, rec.id);
+    return p;
+}
+
+Result<QemuDriverConfig> Manager::driverConfig(const store::VmRecord& rec, Accel accel) const
 {
     const store::Layout& layout = store_.layout();
     QemuDriverConfig cfg;
@@ -82,6 +108,15 @@ QemuDriverConfig Manager::driverConfig(const store::VmRecord& rec, Accel accel) 
     cfg.spec.kernel = rec.kernel;
     cfg.spec.initrd = rec.initrd;
     cfg.spec.cmdline = rec.cmdline;
+    cfg.spec.seedIso = rec.seed;
+    cfg.spec.vnc = rec.vnc;
+    auto fw = resolveFirmware(rec.firmware);
+    if (!fw) return Unexpected(std::move(fw).error());
+    cfg.spec.firmware = fw->bios;
+    if (!fw->uefiCode.empty()) {
+        cfg.spec.uefiCode = fw->uefiCode;
+        cfg.spec.uefiVars = layout.vmDir(rec.name) + "/" + kUefiVarsName;
+    }
     cfg.spec.accel = accel;
     // The record was validated when it was written or read: its network is a known mode.
     cfg.spec.network = net::parseNetMode(rec.network).valueOr(net::NetMode::None);
@@ -91,26 +126,44 @@ QemuDriverConfig Manager::driverConfig(const store::VmRecord& rec, Accel accel) 
     return cfg;
 }
 
-void Manager::attachDriver(const std::shared_ptr<Entry>& e, Accel accel)
+Result<void> Manager::attachDriver(const std::shared_ptr<Entry>& e, std::optional<Accel> accel)
 {
     VmState initial = parseState(e->record.state).valueOr(VmState::Stopped);
-    e->driver = std::make_unique<QemuDriver>(reactor_, driverConfig(e->record, accel), initial);
+    auto cfg = driverConfig(e->record, accel.value_or(Accel::Tcg));
+    if (!cfg) {
+        if (accel) return Unexpected(std::move(cfg).error());
+        // A watching driver never starts QEMU: the firmware only matters at the next start.
+        QemuDriverConfig watchOnly;
+        watchOnly.spec.name = e->record.name;
+        watchOnly.spec.id = e->record.id;
+        watchOnly.paths = runtimePaths(store_.layout(), e->record.name, e->record.id);
+        cfg = std::move(watchOnly);
+    }
+    e->driver = std::make_unique<QemuDriver>(reactor_, std::move(*cfg), initial);
+    e->accel = accel;
     // The driver belongs to the entry: the entry outlives every call of this callback.
     Entry* raw = e.get();
     e->driver->onStateChange([this, raw](VmState from, VmState to, const std::string& reason) {
         onDriverState(*raw, from, to, reason);
     });
+    return success();
 }
 
 void Manager::syncRuntime(Entry& e)
 {
-    const QemuDriver& d = *e.driver;
+    const Driver& d = *e.driver;
     e.record.state = std::string(stateName(d.state()));
     e.record.stateReason = d.stateReason();
-    if (d.pid())
+    if (d.pid()) {
         e.record.pid = static_cast<int32_t>(*d.pid());
-    else
+        // An adopted process keeps the accelerator its record names.
+        if (e.accel) e.record.accelInUse = std::string(accelName(*e.accel));
+        e.record.vncPort = d.vncPort();
+    } else {
         e.record.pid.reset();
+        e.record.accelInUse.clear();
+        e.record.vncPort.reset();
+    }
     e.record.pidStartTime = d.pidStartTime();
 }
 
@@ -152,7 +205,7 @@ Result<std::string> Manager::resolveImage(const std::string& image) const
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0 || S_ISDIR(st.st_mode))
         return Error(
-            ErrorKind::NotFound, "Image \"" + image + "\" not found",
+            ErrorKind::ImageNotFound, "Image \"" + image + "\" not found",
             "Give the path of an image file, or the name of an image in " + store_.layout().imagesDir());
     return path;
 }
@@ -177,7 +230,7 @@ Task<Result<void>> Manager::adoptAll(std::vector<store::VmRecord> records)
         e->record = rec;
         vms_.emplace(rec.name, e);
         // The accelerator is decided again at each start; this driver only watches and stops.
-        attachDriver(e, Accel::Tcg);
+        (void)attachDriver(e, std::nullopt);
         VmState recorded = parseState(rec.state).valueOr(VmState::Stopped);
         if (!rec.pid && !expectsProcess(recorded)) continue;
         store::VmRecord before = e->record;
@@ -207,6 +260,19 @@ Task<Result<store::VmRecord>> Manager::create(CreateSpec spec)
     if (spec.kernel.empty() && (!spec.initrd.empty() || !spec.cmdline.empty()))
         co_return Error(ErrorKind::InvalidArgument, "An initrd or a kernel command line needs a kernel",
                         "Give a kernel too, or leave them out");
+    for (const std::string* file : {&spec.kernel, &spec.initrd}) {
+        if (file->empty()) continue;
+        struct stat st {};
+        if (::stat(file->c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+            co_return Error(ErrorKind::NotFound, "Boot file " + *file + " does not exist",
+                            "Give the path of an existing kernel and initrd");
+    }
+    auto firmware = resolveFirmware(spec.firmware);
+    if (!firmware) co_return Unexpected(std::move(firmware).error());
+    // The hypervisor must be there before anything is made for it.
+    if (auto qemu = reactor::findProgram(settings_.qemu.binary); !qemu)
+        co_return Error(ErrorKind::ToolMissing, "QEMU is not installed: " + qemu.error().message(),
+                        QemuDriver::kQemuMissingHint);
 
     store::VmRecord rec;
     rec.name = name;
@@ -230,6 +296,8 @@ Task<Result<store::VmRecord>> Manager::create(CreateSpec spec)
     rec.initrd = spec.initrd;
     rec.cmdline = spec.cmdline;
     rec.accel = spec.accel;
+    rec.firmware = spec.firmware == "bios" ? "" : spec.firmware;
+    rec.vnc = spec.vnc;
     rec.mac = net::macFor(rec.id);
     rec.state = std::string(stateName(VmState::Prepared));
     rec.stateReason = "created";
@@ -266,13 +334,15 @@ Task<Result<store::VmRecord>> Manager::create(CreateSpec spec)
     std::string overlay = store_.layout().vmDir(name) + "/" + kOverlayName;
     auto made = co_await image::createOverlay(reactor_, rec.image, overlay, sizeBytes);
     if (!made) co_return Unexpected(std::move(made).error());
+    if (!firmware->uefiVarsTemplate.empty())
+        VMR_CO_TRY(copyFile(firmware->uefiVarsTemplate, store_.layout().vmDir(name) + "/" + kUefiVarsName));
     VMR_CO_TRY(store_.save(rec));
 
     undo.armed = false;
     auto e = std::make_shared<Entry>();
     e->record = rec;
     vms_.emplace(name, e);
-    attachDriver(e, Accel::Tcg);  // decided again at start
+    (void)attachDriver(e, std::nullopt);  // the accelerator is decided at start
     lg().info("VM {}: created (id {}, image {})", name, rec.id, rec.image);
     co_return rec;
 }
@@ -295,7 +365,7 @@ Task<Result<store::VmRecord>> Manager::start(std::string name)
                 save(*e);
             }
         }
-        attachDriver(e, *accel);
+        VMR_CO_TRY(attachDriver(e, *accel));
     }
     auto started = co_await e->driver->start();
     if (!started) co_return Unexpected(std::move(started).error());

@@ -62,7 +62,9 @@ public:
         std::string kernel;
         std::string initrd;
         std::string cmdline;
-        std::string accel;  // empty: qemu.accel of the settings
+        std::string accel;     // empty: qemu.accel of the settings
+        std::string firmware;  // "", "bios", "uefi" or a firmware file (vm/firmware.h)
+        bool vnc = false;
     };
     // A new VM in state "prepared": folder, qcow2 overlay on the image, record. On any failure
     // nothing is left on disk and no port is held.
@@ -78,6 +80,16 @@ public:
     const store::VmRecord* find(std::string_view name) const;
     std::vector<const store::VmRecord*> list() const;  // sorted by name
 
+    // Where a VM's files are (for `vmrctl status`).
+    struct Paths {
+        std::string workDir;
+        std::string overlay;
+        std::string seed;      // empty: none
+        std::string uefiVars;  // empty: no UEFI
+        RuntimePaths runtime;
+    };
+    Paths pathsOf(const store::VmRecord& rec) const;
+
     const AccelSelector& accelSelector() const noexcept { return accel_; }
 
     static constexpr const char* kNotFoundHint = "Run `vmrctl list` to see VMs";
@@ -88,13 +100,16 @@ private:
     // a suspended task still uses.
     struct Entry {
         store::VmRecord record;
-        std::unique_ptr<QemuDriver> driver;
+        std::unique_ptr<Driver> driver;
         bool removed = false;  // destroyed: nothing is saved or reported any more
+        // The accelerator the driver was made with; none for a driver that adopted a process.
+        std::optional<Accel> accel;
     };
 
     Result<std::shared_ptr<Entry>> lookup(std::string_view name) const;
-    QemuDriverConfig driverConfig(const store::VmRecord& rec, Accel accel) const;
-    void attachDriver(const std::shared_ptr<Entry>& e, Accel accel);
+    Result<QemuDriverConfig> driverConfig(const store::VmRecord& rec, Accel accel) const;
+    // `accel`: empty for a driver that only watches (adoption, a VM that is not running).
+    Result<void> attachDriver(const std::shared_ptr<Entry>& e, std::optional<Accel> accel);
     void onDriverState(Entry& e, VmState from, VmState to, const std::string& reason);
     void syncRuntime(Entry& e);
     void save(Entry& e);

@@ -47,6 +47,10 @@ std::vector<std::string> buildQemuArgv(const std::string& binary, const VmSpec& 
 
     if (!spec.machineNone) {
         if (!spec.firmware.empty()) add({"-bios", spec.firmware});
+        if (!spec.uefiCode.empty()) {
+            add({"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + optValue(spec.uefiCode),
+                 "-drive", "if=pflash,format=raw,unit=1,file=" + optValue(spec.uefiVars)});
+        }
         if (!spec.kernel.empty()) {
             add({"-kernel", spec.kernel});
             if (!spec.initrd.empty()) add({"-initrd", spec.initrd});

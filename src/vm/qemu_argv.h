@@ -25,6 +25,9 @@ struct VmSpec {
     std::string initrd;    // only with kernel
     std::string cmdline;   // only with kernel
     std::string firmware;  // -bios FILE; empty: QEMU's SeaBIOS
+    // UEFI: OVMF's code as a read-only pflash and the VM's own variable store; both or none.
+    std::string uefiCode;
+    std::string uefiVars;
     Accel accel = Accel::Tcg;
     AccelOptions accelOptions;
     // Network: qemuNetArgs(network, mac, sshPort) from src/net supplies the fragment.

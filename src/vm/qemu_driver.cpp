@@ -174,8 +174,12 @@ Task<Result<void>> QemuDriver::start()
     opts.fds = {{log.get(), 2}};
     log::command("vm", opts.argv);
     auto child = reactor::Child::spawn(reactor_, std::move(opts));
-    if (!child)
+    if (!child) {
+        if (child.error().kind() == ErrorKind::NotFound)
+            co_return fail(Error(ErrorKind::ToolMissing, "QEMU is not installed: " + child.error().message(),
+                                 kQemuMissingHint));
         co_return fail(Error(ErrorKind::Unavailable, "Cannot start QEMU").causedBy(std::move(child).error()));
+    }
     pid_t pid = (*child)->pid();
     auto started = store::processStartTime(pid);
     watch(std::move(*child), started.valueOr(0));
@@ -211,7 +215,25 @@ Task<Result<void>> QemuDriver::start()
         if (processAlive()) (void)child_->signal(SIGKILL);
         co_return fail(std::move(st).error());
     }
+    co_await readVncPort();
     co_return success();
+}
+
+Task<void> QemuDriver::readVncPort()
+{
+    vncPort_.reset();
+    if (!cfg_.spec.vnc || !qmpUsable()) co_return;
+    auto ret = co_await client_->execute("query-vnc");
+    if (!ret) {
+        lg().warn("VM {}: query-vnc failed: {}", vmName(), ret.error().what());
+        co_return;
+    }
+    auto port = qmp::parseVncPort(*ret);
+    if (!port) {
+        lg().warn("VM {}: {}", vmName(), port.error().what());
+        co_return;
+    }
+    vncPort_ = *port;
 }
 
 Task<Result<void>> QemuDriver::readStatus(bool force)
@@ -355,6 +377,7 @@ Task<Result<void>> QemuDriver::adopt(const store::VmRecord& record)
                  true);
         co_return success();
     }
+    co_await readVncPort();
     lg().info("VM {}: re-adopted QEMU (pid {}), {}", vmName(), pid, stateName(state_));
     co_return success();
 }

@@ -52,12 +52,14 @@ public:
     const std::string& stateReason() const noexcept override { return reason_; }
     void onStateChange(StateCallback cb) override { onState_ = std::move(cb); }
 
-    // The live process, for the record: empty when none.
-    std::optional<pid_t> pid() const noexcept { return pid_; }
-    std::optional<uint64_t> pidStartTime() const noexcept { return startTime_; }
+    std::optional<pid_t> pid() const noexcept override { return pid_; }
+    std::optional<uint64_t> pidStartTime() const noexcept override { return startTime_; }
+    std::optional<uint16_t> vncPort() const noexcept override { return vncPort_; }
     const QemuDriverConfig& config() const noexcept { return cfg_; }
 
     static constexpr const char* kVanishedReason = "exited while vmrd was down";
+    static constexpr const char* kQemuMissingHint =
+        "Install QEMU (Debian: apt-get install qemu-system-x86), or set qemu.binary in vmrd.toml";
 
 private:
     // force: adoption re-synchronises with reality, whatever the table says.
@@ -74,6 +76,8 @@ private:
     // Watch an already spawned/adopted process.
     void watch(std::unique_ptr<reactor::Child> child, uint64_t startTime);
     reactor::Task<Result<void>> readStatus(bool force = false);
+    // query-vnc: the port QEMU picked (-vnc ...,to=N takes the first free display).
+    reactor::Task<void> readVncPort();
     std::string vmName() const { return cfg_.spec.name; }
 
     reactor::Reactor& reactor_;
@@ -86,6 +90,7 @@ private:
     std::unique_ptr<qmp::Client> client_;
     std::optional<pid_t> pid_;
     std::optional<uint64_t> startTime_;
+    std::optional<uint16_t> vncPort_;
     // What the last SHUTDOWN event said the exit will mean; whether vmrd asked for the stop.
     std::optional<StateChange> announced_;
     bool stopRequested_ = false;

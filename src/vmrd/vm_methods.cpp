@@ -31,6 +31,33 @@ void writeListItem(json::Writer& w, const store::VmRecord& r)
     w.endObject();
 }
 
+// The record plus where the VM's files are: `vm.status`.
+std::string statusJson(const vm::Manager& m, const store::VmRecord& r)
+{
+    std::string out = store::toJson(r);
+    while (!out.empty() && (out.back() == '\n' || out.back() == '}')) out.pop_back();
+    vm::Manager::Paths p = m.pathsOf(r);
+    json::Writer w;
+    w.beginObject();
+    w.field("work_dir", p.workDir).field("overlay", p.overlay).key("seed");
+    if (p.seed.empty())
+        w.null();
+    else
+        w.value(p.seed);
+    w.key("uefi_vars");
+    if (p.uefiVars.empty())
+        w.null();
+    else
+        w.value(p.uefiVars);
+    w.field("console_log", p.runtime.consoleLog)
+        .field("qemu_log", p.runtime.qemuLog)
+        .field("qmp_socket", p.runtime.qmpSocket)
+        .field("serial_socket", p.runtime.serialSocket);
+    w.endObject();
+    std::string extra = w.take();  // {"work_dir":...}
+    return out + "," + extra.substr(1);
+}
+
 Error notFound(const std::string& name)
 {
     return Error(ErrorKind::VmNotFound, "No VM named \"" + name + "\"", "Run `vmrctl list` to see VMs");
@@ -46,8 +73,8 @@ Result<std::string> nameParam(const rpc::Params& p)
 
 Task<Result<std::string>> create(vm::Manager& m, rpc::Params p)
 {
-    auto allowed = p.allowOnly(
-        {"name", "image", "vcpus", "memory", "disk", "network", "kernel", "initrd", "cmdline", "accel"});
+    auto allowed = p.allowOnly({"name", "image", "vcpus", "memory", "disk", "network", "kernel", "initrd",
+                                "cmdline", "accel", "firmware", "vnc"});
     if (!allowed) co_return std::move(allowed).error();
     vm::Manager::CreateSpec spec;
     auto name = nameParam(p);
@@ -69,11 +96,15 @@ Task<Result<std::string>> create(vm::Manager& m, rpc::Params p)
                               {"kernel", &spec.kernel},
                               {"initrd", &spec.initrd},
                               {"cmdline", &spec.cmdline},
-                              {"accel", &spec.accel}}) {
+                              {"accel", &spec.accel},
+                              {"firmware", &spec.firmware}}) {
         auto v = p.optString(key);
         if (!v) co_return std::move(v).error();
         if (*v) *field = std::move(**v);
     }
+    auto vnc = p.optBool("vnc");
+    if (!vnc) co_return std::move(vnc).error();
+    spec.vnc = vnc->value_or(false);
     auto record = co_await m.create(std::move(spec));
     if (!record) co_return std::move(record).error();
     co_return store::toJson(*record);
@@ -133,7 +164,7 @@ void registerVmMethods(rpc::Server& server, vm::Manager& manager)
                          if (!name) return std::move(name).error();
                          const store::VmRecord* r = m->find(*name);
                          if (r == nullptr) return notFound(*name);
-                         return store::toJson(*r);
+                         return statusJson(*m, *r);
                      }});
     server.addMethod("vm.create",
                      rpc::Method{.async = [m](rpc::Peer, rpc::Params p) { return create(*m, std::move(p)); },

@@ -5,7 +5,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -261,4 +264,209 @@ TEST_CASE("50 VMs get 50 distinct SSH ports and MACs, and keep them across a res
     Daemon d(dir, vmConfig());
     REQUIRE(d.waitReady());
     for (auto& [name, port] : ports) CHECK(field(d.ctl({"status", name}).out, "ssh_port") == port);
+}
+
+namespace {
+
+// With --json, a failed vmrctl prints one JSON error object on stderr: its "kind".
+std::string errorKind(const ProcResult& r)
+{
+    auto p = r.err.find("\"kind\":\"");
+    if (p == std::string::npos) return "";
+    p += 8;
+    return r.err.substr(p, r.err.find('"', p) - p);
+}
+
+// A top-level value of a JSON object printed by `vmrctl --json status`: string or raw.
+std::string jsonValue(const std::string& json, const std::string& key)
+{
+    auto p = json.find("\"" + key + "\":");
+    if (p == std::string::npos) return "";
+    p += key.size() + 3;
+    if (json[p] == '"') return json.substr(p + 1, json.find('"', p + 1) - p - 1);
+    return json.substr(p, json.find_first_of(",}", p) - p);
+}
+
+bool waitReady(const TempDir& dir, const std::string& vm)
+{
+    return eventually(
+        [&] {
+            return readFile(dir / ("state/vms/" + vm + "/console.log")).find("VMR-GUEST-READY") !=
+                   std::string::npos;
+        },
+        90s);
+}
+
+// A vmrd on a temp folder with a raw base image: the setup of most tests here.
+struct Fixture {
+    TempDir dir;
+    Daemon d{dir, vmConfig()};
+    std::string base;
+
+    explicit Fixture(Daemon::Config cfg = vmConfig()) : d(dir, std::move(cfg))
+    {
+        REQUIRE(d.waitReady());
+        base = makeBase(dir);
+    }
+
+    // Create and start a test-guest VM; the test stops here if that fails.
+    ProcResult startGuest(const std::string& name, const std::vector<std::string>& extra = {})
+    {
+        auto args = createArgs(name, base);
+        args.insert(args.end(), extra.begin(), extra.end());
+        args.push_back("--start");
+        auto r = d.ctl(args, 120s);
+        INFO(r.err << d.log());
+        REQUIRE(r.code == 0);
+        return r;
+    }
+};
+
+}  // namespace
+
+#define VMR_REQUIRE_GUEST()                                                                    \
+    do {                                                                                       \
+        if (!haveGuest()) {                                                                    \
+            WARN("no test guest at " << guestDir() << ": build it with tests/guest/build.sh"); \
+            return;                                                                            \
+        }                                                                                      \
+    } while (0)
+
+TEST_CASE("each refusal has its own error kind and a hint", "[vms]")
+{
+    Fixture f;
+    auto& [dir, d, base] = f;
+
+    auto noImage = d.ctl({"--json", "create", "--name", "a", "--image", dir / "nope.img"});
+    CHECK(noImage.code == 1);
+    CHECK(errorKind(noImage) == "image.not_found");
+    auto unknown = d.ctl({"--json", "status", "ghost"});
+    CHECK(unknown.code == 1);
+    CHECK(errorKind(unknown) == "vm.not_found");
+    auto badFirmware = d.ctl({"--json", "create", "--name", "a", "--image", base, "--firmware", "coreboot"});
+    CHECK(errorKind(badFirmware) == "invalid_argument");
+    CHECK(!std::filesystem::exists(dir / "state/vms/a"));
+
+    REQUIRE(d.ctl({"create", "--name", "a", "--image", base}).code == 0);
+    auto dup = d.ctl({"--json", "create", "--name", "a", "--image", base});
+    CHECK(errorKind(dup) == "vm.exists");
+    auto wrongState = d.ctl({"--json", "resume", "a"});
+    CHECK(wrongState.code == 1);
+    CHECK(errorKind(wrongState) == "vm.bad_state");
+    for (const ProcResult* r : {&noImage, &unknown, &badFirmware, &dup, &wrongState}) {
+        INFO(r->err);
+        CHECK(r->err.find("\"hint\":\"") != std::string::npos);
+    }
+    // Human output names the problem and the fix.
+    auto human = d.ctl({"resume", "a"});
+    CHECK(human.err.find("vmrctl: ") == 0);
+    CHECK(human.err.find("hint: ") != std::string::npos);
+}
+
+TEST_CASE("QEMU missing is refused at create, before anything is made", "[vms]")
+{
+    Daemon::Config cfg = vmConfig();
+    cfg.configToml += "[qemu]\nbinary = \"/nonexistent/qemu-system-x86_64\"\n";
+    Fixture f(cfg);
+    auto& [dir, d, base] = f;
+    auto r = d.ctl({"--json", "create", "--name", "a", "--image", base, "--start"});
+    INFO(r.err << d.log());
+    CHECK(r.code == 1);
+    CHECK(errorKind(r) == "tool.missing");
+    CHECK(r.err.find("/nonexistent/qemu-system-x86_64") != std::string::npos);
+    CHECK(r.err.find("apt-get install qemu-system-x86") != std::string::npos);
+    CHECK(!std::filesystem::exists(dir / "state/vms/a"));
+    CHECK(d.ctl({"list"}).out.find("a ") == std::string::npos);
+}
+
+TEST_CASE("the guest powering itself off is noticed at once and recorded", "[vms]")
+{
+    VMR_REQUIRE_GUEST();
+    Fixture f;
+    auto& [dir, d, base] = f;
+    f.startGuest("off");
+    REQUIRE(waitReady(dir, "off"));
+    // The guest runs a shell on its serial console: type poweroff there.
+    std::string serial = jsonValue(d.ctl({"--json", "status", "off"}).out, "serial_socket");
+    REQUIRE(!serial.empty());
+    RawClient console(serial);
+    REQUIRE(console.connected());
+    REQUIRE(console.send("\npoweroff\n"));
+    CHECK(eventually([&] { return field(d.ctl({"status", "off"}).out, "state") == "stopped"; }, 60s));
+    auto status = d.ctl({"--json", "status", "off"}).out;
+    CHECK(jsonValue(status, "state_reason") == "guest powered off");
+    CHECK(jsonValue(status, "pid") == "null");
+    // It boots again from the same overlay.
+    CHECK(d.ctl({"start", "off"}, 120s).code == 0);
+    CHECK(d.ctl({"destroy", "off"}, 60s).code == 0);
+}
+
+TEST_CASE("VNC on 127.0.0.1 at the port QEMU picked; status names every file", "[vms]")
+{
+    VMR_REQUIRE_GUEST();
+    Fixture f;
+    auto& [dir, d, base] = f;
+    f.startGuest("vnc", {"--vnc"});
+    std::string status = d.ctl({"--json", "status", "vnc"}).out;
+    INFO(status);
+    CHECK(jsonValue(status, "vnc") == "true");
+    CHECK(jsonValue(status, "accel_in_use") == "tcg");
+    std::string port = jsonValue(status, "vnc_port");
+    REQUIRE(!port.empty());
+    REQUIRE(port != "null");
+    int p = std::stoi(port);
+    CHECK(p >= 5900);
+    CHECK(p <= 5999);
+    // A VNC server greets with its protocol version ("RFB 003.008\n").
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(p));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    char greeting[12] = {};
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t n = ::recv(fd, greeting, sizeof greeting, MSG_WAITALL);
+    ::close(fd);
+    CHECK(n == 12);
+    CHECK(std::string(greeting, 4) == "RFB ");
+
+    CHECK(jsonValue(status, "work_dir") == dir / "state/vms/vnc");
+    CHECK(jsonValue(status, "overlay") == dir / "state/vms/vnc/overlay.qcow2");
+    CHECK(jsonValue(status, "console_log") == dir / "state/vms/vnc/console.log");
+    CHECK(jsonValue(status, "seed") == "null");
+    CHECK(std::filesystem::exists(jsonValue(status, "qmp_socket")));
+    // The human form lists the same fields.
+    std::string human = d.ctl({"status", "vnc"}).out;
+    for (const char* key :
+         {"work_dir:", "overlay:", "seed:", "vnc_port:", "accel_in_use:", "mac:", "ssh_port:"})
+        CHECK(human.find(key) != std::string::npos);
+
+    REQUIRE(d.ctl({"stop", "vnc", "--force"}, 30s).code == 0);
+    status = d.ctl({"--json", "status", "vnc"}).out;
+    CHECK(jsonValue(status, "vnc_port") == "null");
+    CHECK(jsonValue(status, "accel_in_use") == "null");
+    CHECK(d.ctl({"destroy", "vnc"}).code == 0);
+}
+
+TEST_CASE("UEFI firmware: OVMF with the VM's own variable store", "[vms]")
+{
+    VMR_REQUIRE_GUEST();
+    Fixture f;
+    auto& [dir, d, base] = f;
+    f.startGuest("efi", {"--firmware", "uefi"});
+    std::string status = d.ctl({"--json", "status", "efi"}).out;
+    CHECK(jsonValue(status, "firmware") == "uefi");
+    CHECK(jsonValue(status, "state") == "running");
+    std::string vars = jsonValue(status, "uefi_vars");
+    CHECK(vars == dir / "state/vms/efi/efivars.fd");
+    CHECK(std::filesystem::file_size(vars) > 0);
+    // QEMU really runs OVMF: its command line names the code and the store as pflash.
+    std::string cmdline = readFile("/proc/" + jsonValue(status, "pid") + "/cmdline");
+    CHECK(cmdline.find("if=pflash") != std::string::npos);
+    CHECK(cmdline.find(vars) != std::string::npos);
+    CHECK(d.ctl({"destroy", "efi"}, 60s).code == 0);
+    CHECK(!std::filesystem::exists(vars));
 }

@@ -53,7 +53,8 @@ Commands:
   events [--topic T]... [--vm NAME]
                            Stream daemon events until interrupted
   create --name N --image PATH [--vcpus N] [--memory MiB] [--disk GiB] [--network user|none]
-         [--kernel F --initrd F --cmdline S] [--accel auto|kvm|tcg] [--start]
+         [--kernel F --initrd F --cmdline S] [--accel auto|kvm|tcg]
+         [--firmware bios|uefi|FILE] [--vnc] [--start]
                            Create a VM on a qcow2 overlay of IMAGE (IMAGE is never written)
   start NAME               Boot a VM
   stop NAME [--timeout N] [--force]
@@ -86,10 +87,21 @@ int usageError(const std::string& message)
     return kExitUsage;
 }
 
+// With --json, errors are one JSON object on stderr too, for scripts: the kind is what to test.
+bool gJsonErrors = false;
+
 int reportError(const Error& e)
 {
-    std::fprintf(stderr, "vmrctl: %s\n", e.what().c_str());
-    if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());
+    if (gJsonErrors) {
+        vmr::json::Writer w;
+        w.beginObject().key("error").beginObject().field("kind", e.kindName()).field("message", e.what());
+        if (!e.hint().empty()) w.field("hint", e.hint());
+        w.endObject().endObject();
+        std::fprintf(stderr, "%s\n", w.str().c_str());
+    } else {
+        std::fprintf(stderr, "vmrctl: %s\n", e.what().c_str());
+        if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());
+    }
     return e.kind() == ErrorKind::Unavailable ? kExitUnreachable : kExitDaemonError;
 }
 
@@ -337,6 +349,7 @@ int main(int argc, char** argv)
         }
         if (!commandSeen && a == "--json") {
             opt.json = true;
+            gJsonErrors = true;
         } else if (!commandSeen && a == "--no-autostart") {
             opt.autostart = false;
         } else if (!commandSeen && a == "--socket") {

@@ -24,11 +24,12 @@ struct Flag {
 
 // create's flags, vmctl's spelling; the JSON names are vm.create's params.
 const std::map<std::string, Flag, std::less<>> kCreateFlags = {
-    {"--name", {"name", false, true}},       {"--image", {"image", false, true}},
-    {"--vcpus", {"vcpus", true, true}},      {"--memory", {"memory", true, true}},
-    {"--disk", {"disk", true, true}},        {"--network", {"network", false, true}},
-    {"--kernel", {"kernel", false, true}},   {"--initrd", {"initrd", false, true}},
-    {"--cmdline", {"cmdline", false, true}}, {"--accel", {"accel", false, true}},
+    {"--name", {"name", false, true}},         {"--image", {"image", false, true}},
+    {"--vcpus", {"vcpus", true, true}},        {"--memory", {"memory", true, true}},
+    {"--disk", {"disk", true, true}},          {"--network", {"network", false, true}},
+    {"--kernel", {"kernel", false, true}},     {"--initrd", {"initrd", false, true}},
+    {"--cmdline", {"cmdline", false, true}},   {"--accel", {"accel", false, true}},
+    {"--firmware", {"firmware", false, true}}, {"--vnc", {"vnc", false, false}},
     {"--start", {"", false, false}},
 };
 
@@ -55,7 +56,10 @@ Result<Invocation> parseCreate(const std::vector<std::string>& args)
         if (seen[flag]) return usage("create: " + flag + " is given twice");
         seen[flag] = true;
         if (!it->second.takesValue) {
-            inv.start = true;
+            if (flag == "--start")
+                inv.start = true;
+            else
+                w.field(it->second.param, true);
             continue;
         }
         auto v = valueOf(args, i, flag);
@@ -67,7 +71,9 @@ Result<Invocation> parseCreate(const std::vector<std::string>& args)
                 return usage("create: " + flag + " must be a positive whole number, not `" + *v + "`");
             }
             w.field(it->second.param, n);
-        } else if (flag == "--image" || flag == "--kernel" || flag == "--initrd") {
+        } else if (flag == "--firmware" && (*v == "uefi" || *v == "bios")) {
+            w.field(it->second.param, *v);
+        } else if (flag == "--image" || flag == "--kernel" || flag == "--initrd" || flag == "--firmware") {
             // vmrd resolves paths against its own folder, not the caller's: send absolute ones.
             // A bare image name that is no file here stays a name (an image in vmrd's cache).
             std::error_code ec;

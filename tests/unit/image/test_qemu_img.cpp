@@ -316,7 +316,7 @@ TEST_CASE("createOverlay: missing base, existing overlay, and failures leave not
     CHECK(dir.entries() == std::vector<std::string>{"base.raw", "keep.qcow2", "sub"});
 }
 
-TEST_CASE("qemu-img missing from PATH is Unavailable, with a hint to install qemu-utils")
+TEST_CASE("qemu-img missing from PATH is ToolMissing, with a hint to install qemu-utils")
 {
     auto r = makeReactor();
     TempDir dir;
@@ -329,9 +329,9 @@ TEST_CASE("qemu-img missing from PATH is Unavailable, with a hint to install qem
     auto made = runTask(*r, createOverlay(*r, base, dir / "ov.qcow2", std::nullopt));
     ::setenv("PATH", saved.c_str(), 1);
     REQUIRE(!info);
-    CHECK(info.error().kind() == ErrorKind::Unavailable);
+    CHECK(info.error().kind() == ErrorKind::ToolMissing);
     CHECK(info.error().hint().find("qemu-utils") != std::string::npos);
     REQUIRE(!made);
-    CHECK(made.error().kind() == ErrorKind::Unavailable);
+    CHECK(made.error().kind() == ErrorKind::ToolMissing);
     CHECK(!std::filesystem::exists(dir / "ov.qcow2"));
 }

@@ -87,3 +87,22 @@ TEST_CASE("malformed query-status replies")
     CHECK_THAT(fails("{"), Catch::Contains("not valid JSON"));
     CHECK(lifecycleName(Lifecycle::Crashed) == "crashed");
 }
+
+TEST_CASE("query-vnc: the port of an enabled server, nothing when disabled")
+{
+    auto on = parseVncPort(
+        R"({"enabled":true,"host":"127.0.0.1","service":"5901","family":"ipv4","auth":"none","clients":[]})");
+    REQUIRE(on.ok());
+    CHECK(*on == std::optional<uint16_t>(5901));
+    auto off = parseVncPort(R"({"enabled":false})");
+    REQUIRE(off.ok());
+    CHECK_FALSE(off->has_value());
+    for (const char* bad :
+         {R"([])", R"({"service":"5900"})", R"({"enabled":true})", R"({"enabled":true,"service":"vnc"})",
+          R"({"enabled":true,"service":"70000"})", R"({"enabled":true,"service":5900})", "{"}) {
+        INFO(bad);
+        auto r = parseVncPort(bad);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().kind() == ErrorKind::ParseError);
+    }
+}

@@ -4,6 +4,7 @@
 #include "helpers.h"
 #include "image/qemu_img.h"
 #include "store/proc.h"
+#include "vm/firmware.h"
 #include "vm/manager.h"
 
 #include <signal.h>
@@ -144,14 +145,66 @@ TEST_CASE("create makes a record and an overlay; failures leave nothing behind")
         CHECK(exists(overlay));
         CHECK(m->list().size() == 1);
     }
-    SECTION("a missing image is NotFound and leaves nothing on disk")
+    SECTION("a missing image is ImageNotFound and leaves nothing on disk")
     {
         auto missing = finish(*r, m->create(specFor("beta", env.dir.path() + "/nope.img")));
         REQUIRE_FALSE(missing);
-        CHECK(missing.error().kind() == ErrorKind::NotFound);
+        CHECK(missing.error().kind() == ErrorKind::ImageNotFound);
         CHECK_FALSE(missing.error().hint().empty());
         CHECK_FALSE(exists(env.layout.vmDir("beta")));
         CHECK(m->find("beta") == nullptr);
+    }
+    SECTION("QEMU missing is ToolMissing, checked before anything is made")
+    {
+        env.settings.qemu.binary = "qemu-system-none-such";
+        auto failed = finish(*r, m->create(specFor("beta", env.base)));
+        REQUIRE_FALSE(failed);
+        CHECK(failed.error().kind() == ErrorKind::ToolMissing);
+        CHECK(failed.error().message().find("qemu-system-none-such") != std::string::npos);
+        CHECK(failed.error().hint().find("qemu-system-x86") != std::string::npos);
+        CHECK_FALSE(exists(env.layout.vmDir("beta")));
+        env.settings.qemu.binary = "/nonexistent/qemu";
+        auto byPath = finish(*r, m->create(specFor("beta", env.base)));
+        REQUIRE_FALSE(byPath);
+        CHECK(byPath.error().kind() == ErrorKind::ToolMissing);
+        CHECK_FALSE(exists(env.layout.vmDir("beta")));
+    }
+    SECTION("firmware: unknown names, missing files and missing boot files are refused up front")
+    {
+        auto spec = specFor("beta", env.base);
+        spec.firmware = "coreboot";
+        auto unknown = finish(*r, m->create(spec));
+        REQUIRE_FALSE(unknown);
+        CHECK(unknown.error().kind() == ErrorKind::InvalidArgument);
+        spec.firmware = env.dir.path() + "/no-such.fd";
+        auto noFile = finish(*r, m->create(spec));
+        REQUIRE_FALSE(noFile);
+        CHECK(noFile.error().kind() == ErrorKind::NotFound);
+        spec.firmware.clear();
+        spec.kernel = env.dir.path() + "/vmlinuz-missing";
+        auto noKernel = finish(*r, m->create(spec));
+        REQUIRE_FALSE(noKernel);
+        CHECK(noKernel.error().kind() == ErrorKind::NotFound);
+        CHECK_FALSE(exists(env.layout.vmDir("beta")));
+    }
+    SECTION("UEFI: the VM gets its own copy of OVMF's variable store")
+    {
+        // scripts/lib.sh installs ovmf with QEMU.
+        auto fw = resolveFirmware("uefi");
+        REQUIRE(fw);
+        auto spec = specFor("beta", env.base);
+        spec.firmware = "uefi";
+        auto made2 = finish(*r, m->create(spec));
+        REQUIRE(made2);
+        CHECK(made2->firmware == "uefi");
+        Manager::Paths p = m->pathsOf(*made2);
+        REQUIRE_FALSE(p.uefiVars.empty());
+        struct stat a {
+        }, b{};
+        REQUIRE(::stat(p.uefiVars.c_str(), &a) == 0);
+        REQUIRE(::stat(fw->uefiVarsTemplate.c_str(), &b) == 0);
+        CHECK(a.st_size == b.st_size);
+        CHECK((a.st_mode & 0777) == 0600);
     }
     SECTION("a failing overlay (unreadable qcow2) removes the folder and frees the port")
     {

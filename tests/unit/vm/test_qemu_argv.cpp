@@ -72,6 +72,28 @@ TEST_CASE("a full q35 VM under TCG")
     CHECK(buildQemuArgv("qemu-system-x86_64", s, paths()) == expected);
 }
 
+TEST_CASE("UEFI: OVMF code read-only and the VM's own variable store as pflash")
+{
+    VmSpec s;
+    s.name = "efi";
+    s.id = "1a2b3c4d";
+    s.overlay = "/d/overlay.qcow2";
+    s.uefiCode = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+    s.uefiVars = "/var/lib/vmr/vms/efi/efivars.fd";
+    V expected = join({
+        {"qemu", "-name", "efi", "-machine", "q35", "-accel", "tcg,tb-size=64", "-cpu", "max", "-smp", "1",
+         "-m", "1024"},
+        kCommon,
+        {"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd", "-drive",
+         "if=pflash,format=raw,unit=1,file=/var/lib/vmr/vms/efi/efivars.fd"},
+        {"-drive", "if=none,id=disk0,file=/d/overlay.qcow2,format=qcow2", "-device",
+         "virtio-blk-pci,drive=disk0"},
+        {"-device", "virtio-rng-pci"},
+        {"-nic", "none"},
+    });
+    CHECK(buildQemuArgv("qemu", s, paths()) == expected);
+}
+
 TEST_CASE("a minimal VM under KVM: no kernel, seed, firmware or NIC")
 {
     VmSpec s;
