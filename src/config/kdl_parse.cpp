@@ -345,6 +345,9 @@ private:
             if (!v1_ && !nodeSpace()) return false;
             if (peek() == '=') return parsePropValue(node, std::move(v.text), start);
             if (bareV1) {
+                bool any = false;
+                if (ws(any) && any && peek() == '=')
+                    return fail(afterKey, "KDL 1 does not allow spaces around =", "Write key=value");
                 i_ = start;
                 return bareValueError();
             }
@@ -693,7 +696,6 @@ private:
             if (!v1_ && isNewlineAt())
                 return fail(start, "A quoted string cannot contain a line break",
                             "Close it on the same line, write \\n, or use a \"\"\" multi-line string");
-            if (v1_ && c == '\r' && peek(1) == '\n') ++i_;
             out += c;
             ++i_;
         }

@@ -235,6 +235,10 @@ TEST_CASE("KDL 1 is the fallback when a document is not KDL 2", "[kdl]")
     auto multi = parseOk("n \"a\nb\"", kdl::Dialect::V1);
     CHECK(multi.nodes[0].args[0].text == "a\nb");
     CHECK(parseFails("n bare", kdl::Dialect::V1).message == "KDL 1 does not allow a bare word as a value");
+    CHECK(parseFails("n key = 1", kdl::Dialect::V1).message == "KDL 1 does not allow spaces around =");
+    CHECK(parseFails("a {b}", kdl::Dialect::V1).message ==
+          "In KDL 1 the last node of a children block needs a ; or a line break");
+    CHECK(parseOk("n \"a\r\nb\"", kdl::Dialect::V1).nodes[0].args[0].text == "a\r\nb");
     // Both fail: the error of the dialect the text looks like.
     CHECK(parseFails("node true \"\\q\"", kdl::Dialect::V2ThenV1).version == kdl::Version::V1);
     CHECK(parseFails("node \"\\q\"", kdl::Dialect::V2ThenV1).version == kdl::Version::V2);
