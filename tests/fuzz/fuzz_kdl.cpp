@@ -1,9 +1,10 @@
-// libFuzzer target for the KDL parser and writer. Any input must parse or fail cleanly
-// (nesting bounded by maxDepth), and whatever parses must survive a round trip: the
-// normalised text parses as KDL 2 and normalises to itself. The unit suite replays
-// tests/fuzz/corpus/kdl/ through it.
+// libFuzzer target for the KDL parser and writer, and the VMFile checker on top. Any input
+// must parse or fail cleanly (nesting bounded by maxDepth), and whatever parses must survive
+// a round trip: the normalised text parses as KDL 2 and normalises to itself; a valid
+// VMFile's resolved form is a valid VMFile. The unit suite replays tests/fuzz/corpus/kdl/.
 
 #include "config/kdl.h"
+#include "config/vmfile.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -31,6 +32,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
         auto again = kdl::parseDocument(once, v2);
         if (!again.ok()) __builtin_trap();
         if (kdl::format(*again.document) != once) __builtin_trap();
+    }
+    vmr::config::VmFileOptions vo;
+    vo.baseDir = "/base";
+    vo.home = "/home/u";
+    auto vmfile = vmr::config::parseVmFile(input, "fuzz.kdl", vo);
+    (void)vmr::config::renderJson(vmfile);
+    if (vmfile.ok()) {
+        auto again = vmr::config::parseVmFile(vmr::config::renderDefinitions(vmfile), "again.kdl", vo);
+        if (!again.ok() || again.vms.size() != vmfile.vms.size()) __builtin_trap();
+    } else if (vmr::config::renderDiagnostics(vmfile).empty()) {
+        __builtin_trap();
     }
     return 0;
 }
