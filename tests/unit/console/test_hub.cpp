@@ -362,7 +362,13 @@ TEST_CASE("a stalled viewer costs bounded memory and skips ahead; a reading one 
     CHECK(maxBacklog <= o.viewerBacklog + kChunk);
     CHECK(maxScrollback <= o.scrollbackBytes + kChunk);
     INFO("RSS before " << rssBefore << " KiB, after " << rssAfter << " KiB");
+#if defined(__SANITIZE_ADDRESS__)
+    // ASan's quarantine keeps freed memory resident: only the hub's own accounting counts here.
+    (void)rssBefore;
+    (void)rssAfter;
+#else
     CHECK(rssAfter - rssBefore < 16 * 1024);
+#endif
 
     auto vs = s.hub->viewers();
     REQUIRE(vs.size() == 2);
