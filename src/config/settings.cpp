@@ -54,6 +54,7 @@ struct KeySpec {
 
 constexpr std::array<std::string_view, 5> kLogLevels = {"error", "warn", "info", "debug", "trace"};
 constexpr std::array<std::string_view, 3> kAccels = {"auto", "kvm", "tcg"};
+constexpr std::array<std::string_view, 2> kMachines = {"q35", "none"};
 
 constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kMiB = 1024 * kKiB;
@@ -95,6 +96,10 @@ const std::array kKeys = {
             .kind = ValueKind::Choice,
             .str = [](Settings& s) { return &s.qemu.accel; },
             .choices = kAccels},
+    KeySpec{.key = "qemu.machine",
+            .kind = ValueKind::Choice,
+            .str = [](Settings& s) { return &s.qemu.machine; },
+            .choices = kMachines},
     KeySpec{.key = "network.ssh_port_range",
             .kind = ValueKind::PortRange,
             .range = [](Settings& s) { return &s.network.sshPortRange; }},

@@ -61,6 +61,9 @@ struct Settings {
     struct Qemu {
         std::string binary = "qemu-system-x86_64";
         std::string accel = "auto";
+        // "none": QEMU without a guest (no CPU, devices or disks) for benchmarks of the daemon
+        // itself; QMP, the console socket and the process lifecycle are the same.
+        std::string machine = "q35";
     } qemu;
 
     struct Network {

@@ -72,7 +72,8 @@ bool isAtomicTempName(std::string_view fileName, std::string_view target)
     return fileName.substr(0, kTempMarker.size()) == kTempMarker;
 }
 
-Result<void> writeFileAtomic(const std::string& path, std::string_view data, mode_t mode)
+Result<void> writeFileAtomic(const std::string& path, std::string_view data, mode_t mode,
+                             Durability durability)
 {
     auto slash = path.rfind('/');
     std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
@@ -94,10 +95,12 @@ Result<void> writeFileAtomic(const std::string& path, std::string_view data, mod
     // The umask may have narrowed the mode; the caller asked for this one.
     if (::fchmod(fd.get(), mode) != 0) return Error::fromErrno(errno, "Cannot set the mode of " + tmp);
     VMR_TRY(writeAll(fd.get(), data, tmp));
-    if (::fsync(fd.get()) != 0) return Error::fromErrno(errno, "Cannot flush " + tmp);
+    if (durability == Durability::Disk && ::fsync(fd.get()) != 0)
+        return Error::fromErrno(errno, "Cannot flush " + tmp);
     if (::close(fd.release()) != 0) return Error::fromErrno(errno, "Cannot close " + tmp);
     if (::rename(tmp.c_str(), path.c_str()) != 0) return Error::fromErrno(errno, "Cannot replace " + path);
     guard.release();
+    if (durability == Durability::Host) return success();
 
     UniqueFd dirFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dirFd) return Error::fromErrno(errno, "Cannot open " + dir + " to flush it");

@@ -16,11 +16,18 @@ namespace vmr::store {
 constexpr std::string_view kTempMarker = ".tmp-";
 bool isAtomicTempName(std::string_view fileName, std::string_view target);
 
+// How far a write must survive. Disk: a power loss or kernel crash (fsync of the file and of
+// the folder, ~10 ms here). Host: the writer's own crash, but not the host's (no fsync; the
+// rename is still atomic). Host is for facts that die with the host anyway: the pid and run
+// state of a hypervisor process.
+enum class Durability { Disk, Host };
+
 // Replace `path` with `data`: write a temp file in the same directory (O_EXCL, random
-// name, `mode`), fsync it, rename it over `path`, fsync the directory. After a crash the
-// file is either the old or the new content. On failure the temp file is removed and the
-// old file is left as it was.
-Result<void> writeFileAtomic(const std::string& path, std::string_view data, mode_t mode);
+// name, `mode`), fsync it (Disk), rename it over `path`, fsync the directory (Disk). After a
+// crash the file is either the old or the new content. On failure the temp file is removed
+// and the old file is left as it was.
+Result<void> writeFileAtomic(const std::string& path, std::string_view data, mode_t mode,
+                             Durability durability = Durability::Disk);
 
 // Read a regular file of at most `maxBytes` (ErrorKind::TooLarge past that).
 Result<std::string> readFile(const std::string& path, size_t maxBytes = 16 << 20);

@@ -206,7 +206,7 @@ Result<Store::ScanReport> Store::scan() const
     return report;
 }
 
-Result<void> Store::save(const VmRecord& record) const
+Result<void> Store::save(const VmRecord& record, Durability durability) const
 {
     VMR_TRY(validateVmName(record.name));
     std::string text = toJson(record);
@@ -214,7 +214,7 @@ Result<void> Store::save(const VmRecord& record) const
         return Error(ErrorKind::InvalidArgument, "Cannot save VM " + record.name + ": invalid record")
             .causedBy(std::move(check).error());
     VMR_TRY(layout_.ensureVmDir(record.name));
-    return writeFileAtomic(layout_.recordPath(record.name), text, Layout::kRecordMode);
+    return writeFileAtomic(layout_.recordPath(record.name), text, Layout::kRecordMode, durability);
 }
 
 Result<VmRecord> Store::load(std::string_view name) const

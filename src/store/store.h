@@ -4,6 +4,7 @@
 // Pure file I/O on small files; the daemon calls it on its thread.
 
 #include "base/result.h"
+#include "store/atomic_file.h"
 #include "store/layout.h"
 #include "store/record.h"
 
@@ -39,7 +40,8 @@ public:
 
     // Write the record atomically into <state>/vms/<name>/vm.json, creating the folder.
     // The record is validated first: the store never writes what it could not read back.
-    Result<void> save(const VmRecord& record) const;
+    // Durability::Host for runtime changes only (state, pid): see atomic_file.h.
+    Result<void> save(const VmRecord& record, Durability durability = Durability::Disk) const;
     // ErrorKind::VmNotFound when there is no record.
     Result<VmRecord> load(std::string_view name) const;
     // Delete <state>/vms/<name> and everything in it, never following a symlink.

@@ -118,6 +118,7 @@ Result<QemuDriverConfig> Manager::driverConfig(const store::VmRecord& rec, Accel
         cfg.spec.uefiVars = layout.vmDir(rec.name) + "/" + kUefiVarsName;
     }
     cfg.spec.accel = accel;
+    cfg.spec.machineNone = settings_.qemu.machine == "none";
     // The record was validated when it was written or read: its network is a known mode.
     cfg.spec.network = net::parseNetMode(rec.network).valueOr(net::NetMode::None);
     cfg.spec.mac = rec.mac;
@@ -167,9 +168,9 @@ void Manager::syncRuntime(Entry& e)
     e.record.pidStartTime = d.pidStartTime();
 }
 
-void Manager::save(Entry& e)
+void Manager::save(Entry& e, store::Durability durability)
 {
-    auto saved = store_.save(e.record);
+    auto saved = store_.save(e.record, durability);
     if (!saved) lg().error("VM {}: cannot save its record: {}", e.record.name, saved.error().what());
 }
 
@@ -180,7 +181,9 @@ void Manager::onDriverState(Entry& e, VmState from, VmState to, const std::strin
     // The reason reported is the one of this change (a later one may already be in the driver).
     e.record.state = std::string(stateName(to));
     e.record.stateReason = reason;
-    save(e);
+    // The run state and pid are facts about a process that dies with the host: no fsync on
+    // the path of every start, suspend and stop (store/atomic_file.h, Durability).
+    save(e, store::Durability::Host);
     lg().debug("VM {}: {} -> {} ({})", e.record.name, stateName(from), stateName(to), reason);
     if (onEvent_)
         onEvent_(StateEvent{e.record.name, std::string(stateName(from)), std::string(stateName(to)), reason});
@@ -212,7 +215,9 @@ Result<std::string> Manager::resolveImage(const std::string& image) const
 
 Task<Result<void>> Manager::adoptAll(std::vector<store::VmRecord> records)
 {
+    auto t0 = reactor_.now();
     std::optional<Error> firstError;
+    std::vector<std::shared_ptr<Entry>> live;
     for (auto& rec : records) {
         if (vms_.count(rec.name) != 0) {
             Error err(ErrorKind::VmExists, "VM \"" + rec.name + "\" is loaded twice");
@@ -232,16 +237,35 @@ Task<Result<void>> Manager::adoptAll(std::vector<store::VmRecord> records)
         // The accelerator is decided again at each start; this driver only watches and stops.
         (void)attachDriver(e, std::nullopt);
         VmState recorded = parseState(rec.state).valueOr(VmState::Stopped);
-        if (!rec.pid && !expectsProcess(recorded)) continue;
-        store::VmRecord before = e->record;
-        auto adopted = co_await e->driver->adopt(before);
-        if (!adopted) lg().warn("VM {}: cannot re-adopt: {}", rec.name, adopted.error().what());
-        if (e->removed) continue;
-        syncRuntime(*e);
-        if (e->record != before) save(*e);
+        if (rec.pid || expectsProcess(recorded)) live.push_back(std::move(e));
     }
+
+    // Every VM at once: each adoption is a few QMP round trips, and hundreds of them in a row
+    // would add up. The last one to finish fulfils `done`.
+    auto progress = std::make_shared<AdoptProgress>();
+    progress->left = live.size();
+    for (auto& e : live) reactor::spawnDetached(adoptOne(e, progress));
+    if (!live.empty()) {
+        // Each adoption has its own deadlines (QMP connect 5 s, commands 10 s).
+        auto all = co_await reactor::awaitWithTimeout(reactor_, progress->done, std::chrono::minutes(2));
+        if (!all) lg().warn("Re-adoption: {} of {} VMs not done yet", progress->left, live.size());
+    }
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(reactor_.now() - t0).count();
+    lg().info("Re-adopted {} VMs ({} records) in {} ms", live.size(), records.size(), ms);
     if (firstError) co_return Unexpected(std::move(*firstError));
     co_return success();
+}
+
+Task<void> Manager::adoptOne(std::shared_ptr<Entry> e, std::shared_ptr<AdoptProgress> progress)
+{
+    store::VmRecord before = e->record;
+    auto adopted = co_await e->driver->adopt(before);
+    if (!adopted) lg().warn("VM {}: cannot re-adopt: {}", before.name, adopted.error().what());
+    if (!e->removed) {
+        syncRuntime(*e);
+        if (e->record != before) save(*e, store::Durability::Host);
+    }
+    if (--progress->left == 0) progress->done.fulfil(true);
 }
 
 Task<Result<store::VmRecord>> Manager::create(CreateSpec spec)

@@ -8,6 +8,7 @@
 #include "base/result.h"
 #include "config/settings.h"
 #include "net/port_allocator.h"
+#include "reactor/await.h"
 #include "reactor/reactor.h"
 #include "store/record.h"
 #include "store/store.h"
@@ -106,13 +107,20 @@ private:
         std::optional<Accel> accel;
     };
 
+    // Adoptions run side by side; the last to finish fulfils `done`.
+    struct AdoptProgress {
+        size_t left = 0;
+        reactor::Completion<bool> done;
+    };
+    reactor::Task<void> adoptOne(std::shared_ptr<Entry> e, std::shared_ptr<AdoptProgress> progress);
+
     Result<std::shared_ptr<Entry>> lookup(std::string_view name) const;
     Result<QemuDriverConfig> driverConfig(const store::VmRecord& rec, Accel accel) const;
     // `accel`: empty for a driver that only watches (adoption, a VM that is not running).
     Result<void> attachDriver(const std::shared_ptr<Entry>& e, std::optional<Accel> accel);
     void onDriverState(Entry& e, VmState from, VmState to, const std::string& reason);
     void syncRuntime(Entry& e);
-    void save(Entry& e);
+    void save(Entry& e, store::Durability durability = store::Durability::Disk);
     Result<std::string> resolveImage(const std::string& image) const;
     Result<Accel> chooseAccel(const std::string& recordAccel);
 

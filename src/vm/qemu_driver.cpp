@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -185,8 +186,10 @@ Task<Result<void>> QemuDriver::start()
     watch(std::move(*child), started.valueOr(0));
     lg().info("VM {}: QEMU started (pid {})", vmName(), pid);
 
-    // The QMP socket appears once QEMU has parsed its options: retry until the deadline.
+    // The QMP socket appears once QEMU has parsed its options (tens of ms): retry until the
+    // deadline, 1 then 2 ms apart: a connect() costs microseconds, a late answer costs the user.
     auto deadline = reactor_.now() + cfg_.startTimeout;
+    reactor::Duration pause = 1ms;
     for (;;) {
         if (!processAlive()) {
             // onProcessExit already recorded the exit; add what QEMU said on stderr.
@@ -208,7 +211,8 @@ Task<Result<void>> QemuDriver::start()
             client_ = std::move(*c);
             break;
         }
-        (void)co_await reactor::sleep(reactor_, 20ms);
+        (void)co_await reactor::sleep(reactor_, pause);
+        pause = std::min<reactor::Duration>(pause * 2, 2ms);
     }
     auto st = co_await readStatus();
     if (!st) {

@@ -6,6 +6,7 @@
 // on 1, 16 and 256 connections (p50/p99 latency); vmrd RSS idle and after load.
 
 #include "../integration/harness.h"
+#include "proc_stats.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -30,16 +31,6 @@ struct Args {
     int vms = 100;
     std::vector<std::string> backends = {"uring", "uv"};
 };
-
-long rssKiB(pid_t pid, const char* field = "VmRSS:")
-{
-    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(f, line)) {
-        if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::strlen(field)));
-    }
-    return -1;
-}
 
 std::string request(int id, const char* method)
 {
@@ -160,7 +151,7 @@ void benchBackend(const Args& a, const std::string& backend)
         return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    long idle = rssKiB(d.pid());
+    long idle = vmr::bench::rssKiB(d.pid());
 
     double ping = pipelined(d.socket(), "vmr.ping", a.requests);
     double list = pipelined(d.socket(), "vm.list", std::max(1000, a.requests / 50), 64);
@@ -173,7 +164,7 @@ void benchBackend(const Args& a, const std::string& backend)
                     backend.c_str(), conns, r.rps, r.p50us, r.p99us);
     }
     std::printf("[%s] vmrd RSS after load           %8.2f MiB (peak %.2f MiB)\n", backend.c_str(),
-                rssKiB(d.pid()) / 1024.0, rssKiB(d.pid(), "VmHWM:") / 1024.0);
+                vmr::bench::rssKiB(d.pid()) / 1024.0, vmr::bench::statusField(d.pid(), "VmHWM:") / 1024.0);
     std::fflush(stdout);
 }
 

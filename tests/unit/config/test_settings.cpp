@@ -84,6 +84,7 @@ TEST_CASE("system mode defaults", "[settings]")
     CHECK(s.limits.maxClients == 4096);
     CHECK(s.qemu.binary == "qemu-system-x86_64");
     CHECK(s.qemu.accel == "auto");
+    CHECK(s.qemu.machine == "q35");
     CHECK(s.network.sshPortRange == PortRange{10022, 10999});
     CHECK(s.console.scrollback == 1048576);
     CHECK(s.configPath.empty());
@@ -171,6 +172,7 @@ max_clients = 17
 [qemu]
 binary = "/opt/qemu/bin/qemu-system-x86_64"
 accel = "tcg"
+machine = "none"
 [network]
 ssh_port_range = "2200-2299"
 [console]
@@ -186,6 +188,7 @@ scrollback = 8192
     CHECK(s.limits.maxClients == 17);
     CHECK(s.qemu.binary == "/opt/qemu/bin/qemu-system-x86_64");
     CHECK(s.qemu.accel == "tcg");
+    CHECK(s.qemu.machine == "none");
     CHECK(s.network.sshPortRange == PortRange{2200, 2299});
     CHECK(s.console.scrollback == 8192);
 }

@@ -35,6 +35,20 @@ TEST_CASE("writeFileAtomic writes content at the given mode and leaves no temp f
     CHECK(readText(path).empty());
 }
 
+TEST_CASE("a Host-durable write replaces the file the same way, without flushing", "[atomic]")
+{
+    TempDir dir;
+    std::string path = dir / "vm.json";
+    REQUIRE(writeFileAtomic(path, "old", 0600).ok());
+    REQUIRE(writeFileAtomic(path, "new", 0640, Durability::Host).ok());
+    CHECK(readText(path) == "new");
+    CHECK(modeOf(path) == 0640);
+    CHECK(listDir(dir.path()) == std::vector<std::string>{"vm.json"});
+    // Its failures clean up exactly like a Disk write.
+    CHECK_FALSE(writeFileAtomic(dir / "missing/vm.json", "x", 0600, Durability::Host).ok());
+    CHECK(listDir(dir.path()) == std::vector<std::string>{"vm.json"});
+}
+
 TEST_CASE("a failed rename removes the temp file and leaves the target as it was", "[atomic]")
 {
     TempDir dir;
