@@ -77,6 +77,7 @@ struct Cache::Inflight {
     uint64_t nextWaiter = 1;
     std::optional<Progress> last;  // for callers that join late
     bool finished = false;
+    std::optional<Result<ImageEntry>> result;  // set when finished (a spawn may fail at once)
 };
 
 // One caller of pull(); lives in its frame.
@@ -372,6 +373,7 @@ reactor::Task<Result<ImageEntry>> Cache::pull(PullRequest req, ProgressFn onProg
 reactor::Task<Result<ImageEntry>> Cache::wait(std::shared_ptr<Inflight> in, ProgressFn onProgress,
                                               reactor::CancelToken* token)
 {
+    if (in->result) co_return *in->result;
     Waiter me;
     me.onProgress = std::move(onProgress);
     uint64_t id = in->nextWaiter++;
@@ -397,6 +399,7 @@ reactor::Task<void> Cache::runDownload(std::shared_ptr<bool> alive, Cache* self,
     auto downloading = download(self->reactor_, self->config_, in);
     auto result = co_await downloading;
     in->finished = true;
+    in->result = result;
     if (*alive) self->inflight_.erase(in->url);
     if (result)
         logger().info("Cached {} as image {} ({} bytes, {})", in->url, in->name, result->size,
