@@ -113,6 +113,7 @@ void Hub::vmRunning(std::string serialPath)
     bool samePath = serialPath == serialPath_;
     serialPath_ = std::move(serialPath);
     running_ = true;
+    ended_ = false;
     if (serial_ && samePath) return;
     if (serial_) {
         closingSerial_.push_back(std::move(serial_));
@@ -127,6 +128,7 @@ void Hub::vmRunning(std::string serialPath)
 void Hub::vmStopped()
 {
     running_ = false;
+    ended_ = true;
     retry_.stop();
     // With the serial still open, its EOF ends the viewers once what it had is delivered.
     if (!serial_) {
@@ -282,7 +284,7 @@ void Hub::pump(Viewer& v)
         v.sent += n;
     }
     // The VM is gone and this viewer has everything: end its stream once it is flushed.
-    if (!running_ && !serial_ && v.next >= scrollback_.end() && !s.closed()) s.shutdownWrite();
+    if (ended_ && !serial_ && v.next >= scrollback_.end() && !s.closed()) s.shutdownWrite();
 }
 
 void Hub::removeViewer(uint64_t id)

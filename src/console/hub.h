@@ -117,6 +117,7 @@ private:
     HubOptions opts_;
     std::string serialPath_;
     bool running_ = false;
+    bool ended_ = false;  // vmStopped() came: viewers that have everything get EOF
     reactor::Duration backoff_;
     // Owned: the serial connection, the scrollback, the log and the viewers.
     std::unique_ptr<reactor::Stream> serial_;
