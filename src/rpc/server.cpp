@@ -399,4 +399,18 @@ void Server::publish(std::string_view topic, std::string_view vm, std::string_vi
     }
 }
 
+bool Server::notify(uint64_t connection, std::string_view method, std::string_view paramsJson)
+{
+    auto it = connections_.find(connection);
+    if (it == connections_.end()) return false;
+    Connection& c = *it->second;
+    c.stream->write(std::make_shared<const std::string>(encodeNotification(method, paramsJson) + "\n"));
+    if (c.stream->pendingWriteBytes() > limits_.maxClientBacklog) {
+        logger().warn("client {} stopped reading its notifications; disconnecting", connection);
+        closeConnection(connection, nullptr);
+        return false;
+    }
+    return true;
+}
+
 }  // namespace vmr::rpc

@@ -91,6 +91,11 @@ public:
     // {"jsonrpc":"2.0","method":"event","params":{...}} to each matching subscriber.
     void publish(std::string_view topic, std::string_view vm, std::string_view paramsJson);
 
+    // A notification to one connection ({"jsonrpc":"2.0","method":...,"params":...}), e.g. the
+    // progress of a call it made. False when the connection is gone, or was closed because it
+    // stopped reading (its backlog passed max_client_backlog).
+    bool notify(uint64_t connection, std::string_view method, std::string_view paramsJson);
+
     // Stop accepting; close every connection (pending replies are dropped).
     void shutdown();
 

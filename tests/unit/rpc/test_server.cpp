@@ -2,6 +2,7 @@
 // batches, events, and client limits. Runs once per reactor backend (VMR_REACTOR).
 
 #include "base/json.h"
+#include "reactor/await.h"
 #include "rpc/server.h"
 
 #include <catch2/catch.hpp>
@@ -260,6 +261,34 @@ TEST_CASE("events reach the matching subscribers only", "[server][events]")
     CHECK(f.readLines(other, 1, 100ms).empty());
     ::close(all);
     ::close(web);
+    ::close(other);
+}
+
+TEST_CASE("notify() reaches one connection, before the reply of the call that sent it", "[server]")
+{
+    Fixture f;
+    rpc::Server* srv = f.server.get();
+    auto* r = f.reactor.get();
+    f.server->addMethod("progress", rpc::Method{.async = [srv, r](rpc::Peer peer, rpc::Params p) {
+                            return [](rpc::Server* s, reactor::Reactor* re, rpc::Peer who,
+                                      rpc::Params) -> reactor::Task<Result<std::string>> {
+                                CHECK(s->notify(who.connection, "progress", R"({"done":1})"));
+                                (void)co_await reactor::sleep(*re, 10ms);
+                                CHECK(s->notify(who.connection, "progress", R"({"done":2})"));
+                                co_return std::string("\"finished\"");
+                            }(srv, r, peer, std::move(p));
+                        }});
+    int caller = f.connect();
+    int other = f.connect();
+    sendAll(caller, req(7, "progress"));
+    auto lines = f.readLines(caller, 3);
+    REQUIRE(lines.size() == 3);
+    CHECK(lines[0] == R"({"jsonrpc":"2.0","method":"progress","params":{"done":1}})");
+    CHECK(lines[1] == R"({"jsonrpc":"2.0","method":"progress","params":{"done":2}})");
+    CHECK(lines[2] == R"({"jsonrpc":"2.0","id":7,"result":"finished"})");
+    CHECK(f.readLines(other, 1, 100ms).empty());
+    CHECK_FALSE(f.server->notify(999999, "progress", "{}"));
+    ::close(caller);
     ::close(other);
 }
 
