@@ -138,10 +138,22 @@ std::string formatString(std::string_view s)
     return out;
 }
 
+namespace {
+
+// GCC 12 warns falsely (-Wrestrict at -O3) on `"(" + std::string&&`; appending avoids it.
+void appendType(std::string& out, std::string_view type)
+{
+    out += '(';
+    out += formatString(type);
+    out += ')';
+}
+
+}  // namespace
+
 std::string formatValue(const Value& value)
 {
     std::string out;
-    if (value.type) out += "(" + formatString(*value.type) + ")";
+    if (value.type) appendType(out, *value.type);
     switch (value.kind) {
         case ValueKind::String: out += formatString(value.text); break;
         case ValueKind::Integer:
@@ -160,12 +172,20 @@ namespace {
 void formatNode(const Node& node, size_t depth, std::string& out)
 {
     out.append(depth * 4, ' ');
-    if (node.type) out += "(" + formatString(*node.type) + ")";
+    if (node.type) appendType(out, *node.type);
     out += formatString(node.name);
-    for (const auto& a : node.args) out += " " + formatValue(a);
+    for (const auto& a : node.args) {
+        out += ' ';
+        out += formatValue(a);
+    }
     std::map<std::string_view, const Value*> props;  // sorted by key; the last one wins
     for (const auto& p : node.props) props[p.name] = &p.value;
-    for (const auto& [k, v] : props) out += " " + formatString(k) + "=" + formatValue(*v);
+    for (const auto& [k, v] : props) {
+        out += ' ';
+        out += formatString(k);
+        out += '=';
+        out += formatValue(*v);
+    }
     if (!node.children.empty()) {
         out += " {\n";
         for (const auto& c : node.children) formatNode(c, depth + 1, out);

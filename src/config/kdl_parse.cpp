@@ -741,14 +741,16 @@ private:
     {
         size_t start = i_;
         i_ += prefix;  // `#`s (and KDL 1's `r`)
-        std::u32string closing = U"\"" + std::u32string(hashes, U'#');
+        std::u32string closing(hashes + 1, U'#');
+        closing[0] = U'"';
         if (!v1_ && startsWith(U"\"\"\"")) {
             i_ += 3;
             if (!isNewlineAt())
                 return fail(start, "A multi-line raw string must start with a line break after \"\"\"",
                             "Use #\"...\"# for a single-line raw string");
             takeNewline();
-            std::u32string close = U"\"\"\"" + std::u32string(hashes, U'#');
+            std::u32string close(hashes + 3, U'#');
+            close[0] = close[1] = close[2] = U'"';
             std::vector<BodyChar> body;
             for (;;) {
                 if (eof())
