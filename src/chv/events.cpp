@@ -98,7 +98,6 @@ Result<std::optional<Event>> EventStream::next()
                 if (!ev) return fail(std::move(ev).error());
                 return std::optional<Event>(std::move(*ev));
             }
-            if (depth_ < 0) return fail(eventError("unbalanced brackets"));
         }
     }
     if (buf_.size() > maxObject_)

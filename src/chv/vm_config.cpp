@@ -58,12 +58,12 @@ Result<std::string> buildVmConfig(const VmConfigSpec& spec)
     constexpr uint64_t kMaxMib = (uint64_t{1} << 43) / (1024 * 1024);  // far above any host
     if (spec.memoryMib < 1 || spec.memoryMib > kMaxMib)
         return invalid("Memory of " + std::to_string(spec.memoryMib) + " MiB is out of range");
+    if (spec.kernel.empty() && (!spec.initramfs.empty() || !spec.cmdline.empty()))
+        return invalid("An initramfs or a kernel command line needs a kernel", "Add --kernel, or drop them");
     if (spec.firmware.empty() == spec.kernel.empty())
         return invalid(spec.firmware.empty() ? "cloud-hypervisor needs a firmware or a kernel to boot"
                                              : "Give a firmware or a kernel, not both",
                        "Set a firmware file (e.g. hypervisor-fw) or a kernel with --kernel");
-    if (spec.kernel.empty() && (!spec.initramfs.empty() || !spec.cmdline.empty()))
-        return invalid("An initramfs or a kernel command line needs a kernel", "Add --kernel, or drop them");
     if (spec.serialSocket.empty()) return invalid("The serial socket path is empty");
     if (spec.serialSocket.size() >= 108)
         return invalid("The serial socket path " + spec.serialSocket + " is longer than a unix socket allows",

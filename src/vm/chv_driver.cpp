@@ -321,6 +321,7 @@ Task<Result<void>> ChvDriver::waitForApi()
 {
     // The API socket appears once the VMM has parsed its options: retry until the deadline.
     auto deadline = reactor_.now() + cfg_.startTimeout;
+    std::optional<Error> last;
     for (;;) {
         if (!processAlive()) {
             std::string said = logTail();
@@ -330,20 +331,18 @@ Task<Result<void>> ChvDriver::waitForApi()
         }
         auto left = std::chrono::duration_cast<reactor::Duration>(deadline - reactor_.now());
         if (left <= reactor::Duration::zero()) {
-            co_return Error(ErrorKind::Timeout,
-                            "cloud-hypervisor did not answer vmm.ping within " + msText(cfg_.startTimeout),
-                            "See " + cfg_.paths.qemuLog);
+            Error e(ErrorKind::Timeout,
+                    "cloud-hypervisor did not answer vmm.ping within " + msText(cfg_.startTimeout),
+                    "See " + cfg_.paths.qemuLog);
+            if (last) e.causedBy(std::move(*last));
+            co_return e;
         }
         auto ping = co_await api_.ping(std::min(left, cfg_.requestTimeout));
         if (ping) {
             version_ = ping->version;
             co_return success();
         }
-        // A socket that is not there yet fails at once; anything else (a hang, an error
-        // answer) is worth reporting if it is the last try.
-        if (ping.error().kind() != ErrorKind::Unavailable) {
-            if (reactor_.now() >= deadline) co_return std::move(ping).error();
-        }
+        last = std::move(ping).error();
         (void)co_await reactor::sleep(reactor_, 20ms);
     }
 }

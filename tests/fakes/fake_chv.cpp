@@ -350,7 +350,9 @@ bool isMac(std::string_view mac)
     return true;
 }
 
-std::string str(dom::element el, const char* key)
+// A member's string, or "" when the member (or the object) is absent: never throws.
+template <typename J>  // dom::element or simdjson_result<dom::element>
+std::string str(const J& el, const char* key)
 {
     std::string_view s;
     if (el[key].get_string().get(s)) return {};
