@@ -104,6 +104,7 @@ public:
     Result<ImageEntry> remove(std::string_view name);
 
     const CacheConfig& config() const noexcept { return config_; }
+    reactor::Reactor& reactor() const noexcept { return reactor_; }
     // True when no download runs (tests wait for this before destroying the reactor).
     bool idle() const noexcept { return inflight_.empty(); }
 

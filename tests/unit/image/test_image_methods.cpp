@@ -1,0 +1,170 @@
+// image.pull, image.list, image.inspect and image.remove through a real rpc::Server on a unix
+// socket, with the real cache, vmr-fetch and a loopback HTTP server.
+
+#include "http_server.h"
+#include "vmrd/image_methods.h"
+
+#include <catch2/catch.hpp>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+using namespace std::chrono_literals;
+using namespace vmr;
+using vmr::image::test::HttpServer;
+
+namespace {
+
+struct Fixture {
+    std::string dir;
+    std::unique_ptr<reactor::Reactor> reactor;
+    std::unique_ptr<image::Cache> cache;
+    std::unique_ptr<rpc::Server> server;
+    std::vector<std::string> events;
+    std::vector<std::string> users;  // what usedBy answers
+    int fd = -1;
+    std::string buf;
+    int nextId = 1;
+
+    Fixture()
+    {
+        char tmpl[] = "/tmp/vmr-imgrpc-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        dir = tmpl;
+        auto r = reactor::Reactor::create();
+        REQUIRE(r);
+        reactor = std::move(*r);
+        image::CacheConfig cfg;
+        cfg.dir = dir + "/images";
+        const char* fetch = std::getenv("VMR_FETCH");
+        cfg.fetchProgram = fetch != nullptr ? fetch : "vmr-fetch";
+        cfg.progressInterval = 1ms;
+        cache = std::make_unique<image::Cache>(*reactor, cfg);
+        REQUIRE(cache->open());
+        std::string path = dir + "/s.sock";
+        auto l = reactor::listenUnix(path, 0600);
+        REQUIRE(l);
+        server = std::make_unique<rpc::Server>(*reactor, std::move(*l), rpc::Limits{});
+        vmrd::ImageHooks hooks;
+        hooks.publish = [this](std::string_view topic, std::string_view fields) {
+            events.push_back(std::string(topic) + " " + std::string(fields));
+        };
+        hooks.usedBy = [this](const std::string&) { return users; };
+        vmrd::registerImageMethods(*server, *cache, std::move(hooks));
+
+        fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+        REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    }
+    ~Fixture()
+    {
+        ::close(fd);
+        server.reset();
+        cache.reset();
+        (void)reactor->runFor(100ms);
+        reactor.reset();
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+
+    // Send one request and run the loop until its reply line arrives.
+    std::string call(const std::string& method, const std::string& params)
+    {
+        std::string line = "{\"jsonrpc\":\"2.0\",\"id\":" + std::to_string(nextId++) + ",\"method\":\"" +
+                           method + "\",\"params\":" + params + "}\n";
+        REQUIRE(::send(fd, line.data(), line.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(line.size()));
+        std::string reply;
+        bool got = reactor->runUntil(
+            [&] {
+                if (!reply.empty()) return true;  // runUntil asks once more at the end
+                char chunk[65536];
+                ssize_t n;
+                while ((n = ::recv(fd, chunk, sizeof chunk, 0)) > 0)
+                    buf.append(chunk, static_cast<size_t>(n));
+                size_t nl = buf.find('\n');
+                if (nl == std::string::npos) return false;
+                reply = buf.substr(0, nl);
+                buf.erase(0, nl + 1);
+                return true;
+            },
+            60s);
+        REQUIRE(got);
+        return reply;
+    }
+};
+
+std::string randomBytes(size_t n)
+{
+    std::mt19937 gen(42);
+    std::string s(n, '\0');
+    for (auto& c : s) c = static_cast<char>(gen() & 0xff);
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("image methods: pull with progress events, list, inspect, remove")
+{
+    HttpServer http;
+    http.addFile("disk.img", randomBytes(256 * 1024));
+    Fixture f;
+    std::string url = http.url("files", "disk.img");
+
+    auto pulled = f.call("image.pull", "{\"url\":\"" + url + "\",\"name\":\"d1\"}");
+    CHECK_THAT(pulled, Catch::Contains("\"result\":{\"name\":\"d1\""));
+    CHECK_THAT(pulled, Catch::Contains("\"format\":\"raw\""));
+    CHECK_THAT(pulled, Catch::Contains("\"size\":262144"));
+    REQUIRE_FALSE(f.events.empty());
+    CHECK_THAT(f.events.back(), Catch::StartsWith("image.progress \"url\":\"" + url + "\""));
+    CHECK_THAT(f.events.back(), Catch::Contains("\"received\":262144,\"total\":262144"));
+
+    auto listed = f.call("image.list", "{}");
+    CHECK_THAT(listed, Catch::Contains("{\"images\":[{\"name\":\"d1\",\"path\":\"" + f.dir + "/images/d1\""));
+
+    auto byName = f.call("image.inspect", "{\"path\":\"d1\"}");
+    CHECK_THAT(byName, Catch::Contains("\"format\":\"raw\",\"virtual_size\":262144"));
+    CHECK_THAT(byName, Catch::Contains("\"backing_file\":null"));
+    auto byPath = f.call("image.inspect", "{\"path\":\"" + f.dir + "/images/d1\"}");
+    CHECK_THAT(byPath, Catch::Contains("\"format\":\"raw\""));
+    auto relative = f.call("image.inspect", "{\"path\":\"images/d1\"}");
+    CHECK_THAT(relative, Catch::Contains("\"kind\":\"invalid_argument\""));
+    CHECK_THAT(relative, Catch::Contains("absolute path"));
+
+    f.users = {"web"};
+    auto refused = f.call("image.remove", "{\"name\":\"d1\"}");
+    CHECK_THAT(refused, Catch::Contains("\"kind\":\"busy\""));
+    CHECK_THAT(refused, Catch::Contains("VM web"));
+    CHECK(std::filesystem::exists(f.dir + "/images/d1"));
+
+    f.users.clear();
+    auto removed = f.call("image.remove", "{\"name\":\"d1\"}");
+    CHECK_THAT(removed, Catch::Contains("\"result\":{\"removed\":\"d1\""));
+    CHECK_THAT(f.call("image.list", "{}"), Catch::Contains("{\"images\":[]}"));
+    auto again = f.call("image.remove", "{\"name\":\"d1\"}");
+    CHECK_THAT(again, Catch::Contains("\"kind\":\"image.not_found\""));
+}
+
+TEST_CASE("image methods: bad params are refused with the parameter named")
+{
+    Fixture f;
+    auto noUrl = f.call("image.pull", "{}");
+    CHECK_THAT(noUrl, Catch::Contains("\"kind\":\"invalid_params\""));
+    CHECK_THAT(noUrl, Catch::Contains("url"));
+    auto typo = f.call("image.pull", "{\"url\":\"http://127.0.0.1:1/a.img\",\"nmae\":\"x\"}");
+    CHECK_THAT(typo, Catch::Contains("nmae"));
+    auto ftp = f.call("image.pull", "{\"url\":\"ftp://h/a.img\"}");
+    CHECK_THAT(ftp, Catch::Contains("\"kind\":\"invalid_argument\""));
+    auto sha = f.call("image.pull", "{\"url\":\"http://127.0.0.1:1/a.img\",\"sha256\":\"abc\"}");
+    CHECK_THAT(sha, Catch::Contains("64 hexadecimal digits"));
+    auto missing = f.call("image.pull", "{\"url\":\"http://127.0.0.1:1/a.img\"}");
+    CHECK_THAT(missing, Catch::Contains("\"kind\":\"image.download_failed\""));
+    CHECK(std::filesystem::is_empty(f.dir + "/images"));
+}
