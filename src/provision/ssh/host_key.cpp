@@ -142,4 +142,21 @@ std::string hostKeyAlgorithmsAny()
     return out;
 }
 
+std::string keepSupported(std::string_view wanted, const std::vector<std::string>& supported)
+{
+    std::string out;
+    while (!wanted.empty()) {
+        auto comma = wanted.find(',');
+        std::string_view name = wanted.substr(0, comma);
+        wanted = comma == std::string_view::npos ? std::string_view() : wanted.substr(comma + 1);
+        for (const auto& s : supported) {
+            if (s != name) continue;
+            if (!out.empty()) out += ',';
+            out += name;
+            break;
+        }
+    }
+    return out;
+}
+
 }  // namespace vmr::provision

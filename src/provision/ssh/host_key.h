@@ -9,6 +9,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace vmr::provision {
 
@@ -40,5 +41,8 @@ std::string sshFingerprint(std::string_view sha256Digest);
 std::string hostKeyAlgorithmsFor(std::string_view type);
 // When nothing is pinned: every type libssh2 verifies, Ed25519 first (the type vmr generates).
 std::string hostKeyAlgorithmsAny();
+// The algorithms of the comma-separated list `wanted` that are in `supported`, in wanted's
+// order (libssh2 builds differ: Debian 12's 1.10 has no rsa-sha2-*).
+std::string keepSupported(std::string_view wanted, const std::vector<std::string>& supported);
 
 }  // namespace vmr::provision

@@ -116,6 +116,17 @@ std::string sftpStatusText(unsigned long status)
     }
 }
 
+std::vector<std::string> supportedHostKeyAlgorithms(LIBSSH2_SESSION* s)
+{
+    std::vector<std::string> out;
+    const char** algs = nullptr;
+    int n = libssh2_session_supported_algs(s, LIBSSH2_METHOD_HOSTKEY, &algs);
+    if (n <= 0) return out;
+    for (int i = 0; i < n; ++i) out.emplace_back(algs[i]);
+    libssh2_free(s, static_cast<void*>(algs));
+    return out;
+}
+
 // Clears a flag when the operation that set it ends, however it ends.
 struct BusyGuard {
     bool& busy;
@@ -306,6 +317,14 @@ Task<Session::Attempt> Session::attempt(reactor::Reactor& r, const ConnectOption
         if (key) algorithms = hostKeyAlgorithmsFor(key->type);
     }
     if (algorithms.empty()) algorithms = hostKeyAlgorithmsAny();
+    // Offer only what this libssh2 supports (its own filtering of unknown names is unsafe in 1.10).
+    algorithms = keepSupported(algorithms, supportedHostKeyAlgorithms(raw));
+    if (algorithms.empty()) {
+        out.error =
+            Error(ErrorKind::Unsupported, "This host's libssh2 cannot verify host keys of the pinned type",
+                  "Pin an ssh-ed25519 key (the type vmr generates)");
+        co_return out;
+    }
     if (libssh2_session_method_pref(raw, LIBSSH2_METHOD_HOSTKEY, algorithms.c_str()) != 0) {
         out.error = s->lastError(0, "Choosing host key algorithms " + algorithms);
         co_return out;

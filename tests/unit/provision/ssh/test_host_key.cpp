@@ -73,6 +73,12 @@ TEST_CASE("host key: algorithms offered make the server present the pinned type"
     CHECK(hostKeyAlgorithmsFor("ssh-rsa") == "rsa-sha2-512,rsa-sha2-256,ssh-rsa");
     CHECK(hostKeyAlgorithmsAny().rfind("ssh-ed25519,", 0) == 0);
     CHECK_THAT(hostKeyAlgorithmsAny(), Catch::Contains("ecdsa-sha2-nistp256"));
+    std::vector<std::string> supported = {"ecdsa-sha2-nistp256", "ssh-ed25519", "ssh-rsa", "ssh-dss"};
+    CHECK(keepSupported("rsa-sha2-512,rsa-sha2-256,ssh-rsa", supported) == "ssh-rsa");
+    CHECK(keepSupported("ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp521", supported) ==
+          "ssh-ed25519,ecdsa-sha2-nistp256");
+    CHECK(keepSupported("ecdsa-sha2-nistp521", supported).empty());
+    CHECK(keepSupported("", supported).empty());
 }
 
 TEST_CASE("keys are tried in order: generated, --key, then the user's defaults")
