@@ -141,7 +141,7 @@ boot() {
 	say "boot $n: QEMU pid $QPID, ssh port $PORT, cmdline '$APPEND'"
 
 	local deadline ready=0
-	deadline=$(awk -v t="$T0" 'BEGIN { print t + 60 }')
+	deadline=$(awk -v t="$T0" 'BEGIN { printf "%.3f", t + 60 }')
 	while awk -v d="$deadline" -v n="$(now)" 'BEGIN { exit !(n < d) }'; do
 		if tr -d '\r' < "$SERIAL" | grep -qx VMR-GUEST-READY; then
 			ready=1
@@ -153,6 +153,11 @@ boot() {
 	READY_S=$(since "$T0")
 	if [ $ready = 1 ]; then
 		pass "boot $n: VMR-GUEST-READY after $READY_S s"
+		local seedline want
+		seedline=$(tr -d '\r' < "$SERIAL" | grep '^VMR-SEED-APPLIED' || true)
+		want="VMR-SEED-APPLIED hostname=$HOSTNAME_WANTED users=tester hostkey=yes root=allowed"
+		[ "$seedline" = "$want" ] && pass "boot $n: $seedline" ||
+			fail "boot $n: seed line '$seedline', expected '$want'"
 	else
 		fail "boot $n: no VMR-GUEST-READY within 60 s (serial log: $SERIAL)"
 		tail -n 30 "$SERIAL" >&2 || true

@@ -2,6 +2,7 @@
 # guest applies, one record per line, fields separated by "|":
 #   hostname|NAME        top-level hostname:
 #   fqdn|NAME            top-level fqdn:
+#   disable_root|VALUE   top-level disable_root: (true/false as written)
 #   key|USER|KEY         an ssh_authorized_keys entry; USER is empty for the top-level
 #                        list (the default user), else the name of its users: entry
 #   user|NAME            a users: entry with a name:
@@ -100,7 +101,7 @@ NR == 1 {
 		if (match(body, /^[A-Za-z0-9_-]+:/)) {
 			k = substr(body, 1, RLENGTH - 1)
 			v = unq(substr(body, RLENGTH + 1))
-			if ((k == "hostname" || k == "fqdn") && v != "")
+			if ((k == "hostname" || k == "fqdn" || k == "disable_root") && v != "")
 				print k "|" v
 			else if (k == "ssh_authorized_keys" || k == "ssh-authorized-keys") {
 				section = "keys"
