@@ -5,6 +5,8 @@
 #include "provision/ssh/session.h"
 #include "sshd.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <utility>
@@ -76,6 +78,63 @@ TEST_CASE("connect retries until the server appears")
     CHECK((*s)->usable());
 }
 
+TEST_CASE("connect retries while a port forward accepts and then drops or ignores connections")
+{
+    VMR_REQUIRE_SSHD();
+    auto r = makeReactor();
+    TempDir dir;
+    Sshd sshd(*r, dir);
+
+    // What QEMU's user-mode forward does before the guest's sshd is up: accept, then close
+    // (the guest refused) or stay silent (the guest is not answering yet).
+    bool drop = true;
+    SECTION("accepted and dropped")
+    {
+        drop = true;
+    }
+    SECTION("accepted and silent")
+    {
+        drop = false;
+    }
+    UniqueFd lfd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    int one = 1;
+    REQUIRE(::setsockopt(lfd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(sshd.port());
+    REQUIRE(::bind(lfd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(lfd.get(), 16) == 0);
+    int accepted = 0;
+    std::vector<UniqueFd> held;
+    auto acceptor = std::make_unique<reactor::FdWatch>(*r, lfd.get(), reactor::Readable, [&](uint32_t) {
+        UniqueFd c(::accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+        if (!c) return;
+        ++accepted;
+        if (!drop) held.push_back(std::move(c));
+    });
+
+    auto opts = sshd.options();
+    opts.timeout = 20s;
+    opts.attemptTimeout = 300ms;
+    opts.firstRetryDelay = 50ms;
+    opts.maxRetryDelay = 100ms;
+    auto t = Session::connect(*r, opts);
+    t.start();
+    (void)r->runFor(1500ms);
+    REQUIRE_FALSE(t.done());
+    CHECK(accepted >= 3);
+
+    acceptor.reset();
+    lfd.reset();
+    held.clear();
+    sshd.start();
+    REQUIRE(r->runUntil([&] { return t.done(); }, 20s));
+    auto s = t.result();
+    if (!s) FAIL(s.error().what() << "\n" << sshd.log());
+    CHECK((*s)->usable());
+}
+
 TEST_CASE("connect gives up at its deadline with a clear error")
 {
     VMR_REQUIRE_SSHD();
@@ -96,6 +155,25 @@ TEST_CASE("connect gives up at its deadline with a clear error")
     CHECK_FALSE(s.error().hint().empty());
     CHECK(took >= 0.5);
     CHECK(took < 3.0);
+}
+
+TEST_CASE("connect stops when cancelled")
+{
+    auto r = makeReactor();
+    ConnectOptions opts;
+    opts.host = "127.0.0.1";
+    opts.port = freePort();
+    opts.hostKey = HostKeyPolicy::firstUse();
+    opts.timeout = 30s;
+    reactor::CancelToken token;
+    reactor::Timer cancel(*r, [&] { token.cancel(); });
+    cancel.start(300ms);
+    auto start = r->now();
+    auto s = runTask(*r, Session::connect(*r, opts, &token), 10s);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().kind() == ErrorKind::Cancelled);
+    CHECK_THAT(s.error().message(), Catch::Contains("127.0.0.1"));
+    CHECK(seconds(r->now() - start) < 2.0);
 }
 
 TEST_CASE("connect refuses bad options before trying")
