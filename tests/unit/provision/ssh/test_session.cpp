@@ -465,8 +465,9 @@ TEST_CASE("several sessions on one loop run side by side without blocking it")
         CHECK(res->ok());
         CHECK(outs[i].all(OutputStream::Stdout) == "done " + std::to_string(i) + "\n");
     }
-    // One after another would be 5 s; side by side about 1 s.
-    CHECK(took < 3.0);
+    // One after another would be at least 5 s; side by side about 1 s (loose: the machine may be
+    // busy).
+    CHECK(took < 4.0);
     // The timer kept firing while they ran (every 50 ms for at least a second).
     CHECK(ticks >= 12);
 }
