@@ -129,20 +129,9 @@ Result<std::string> remove(Context& ctx, const rpc::Params& p)
 
 std::string imageJson(const image::ImageEntry& e)
 {
-    json::Writer w;
-    w.beginObject()
-        .field("name", e.name)
-        .field("path", e.path)
-        .field("url", e.url)
-        .field("format", e.format)
-        .field("size", static_cast<unsigned long long>(e.size))
-        .field("virtual_size", static_cast<unsigned long long>(e.virtualSize))
-        .field("sha256", e.sha256)
-        .field("download_sha256", e.downloadSha256)
-        .field("compression", e.compression)
-        .field("time", static_cast<long long>(e.time))
-        .endObject();
-    return w.take();
+    // The metadata of <name>.json, with the path in front.
+    std::string meta = image::toJson(e);
+    return "{\"path\":" + json::quote(e.path) + "," + meta.substr(1);
 }
 
 void registerImageMethods(rpc::Server& server, image::Cache& cache, ImageHooks hooks)

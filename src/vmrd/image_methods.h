@@ -25,7 +25,7 @@ struct ImageHooks {
 // The cache is borrowed and must outlive the server's methods.
 void registerImageMethods(rpc::Server& server, image::Cache& cache, ImageHooks hooks);
 
-// {"name","path","url","format","size","virtual_size","sha256","download_sha256","compression","time"}
+// {"path", then the members of <name>.json (image::toJson)}
 std::string imageJson(const image::ImageEntry& e);
 
 }  // namespace vmr::vmrd

@@ -119,7 +119,7 @@ TEST_CASE("image methods: pull with progress events, list, inspect, remove")
     std::string url = http.url("files", "disk.img");
 
     auto pulled = f.call("image.pull", "{\"url\":\"" + url + "\",\"name\":\"d1\"}");
-    CHECK_THAT(pulled, Catch::Contains("\"result\":{\"name\":\"d1\""));
+    CHECK_THAT(pulled, Catch::Contains("\"name\":\"d1\""));
     CHECK_THAT(pulled, Catch::Contains("\"format\":\"raw\""));
     CHECK_THAT(pulled, Catch::Contains("\"size\":262144"));
     REQUIRE_FALSE(f.events.empty());
@@ -127,7 +127,7 @@ TEST_CASE("image methods: pull with progress events, list, inspect, remove")
     CHECK_THAT(f.events.back(), Catch::Contains("\"received\":262144,\"total\":262144"));
 
     auto listed = f.call("image.list", "{}");
-    CHECK_THAT(listed, Catch::Contains("{\"images\":[{\"name\":\"d1\",\"path\":\"" + f.dir + "/images/d1\""));
+    CHECK_THAT(listed, Catch::Contains("{\"images\":[{\"path\":\"" + f.dir + "/images/d1\",\"version\":1,\"name\":\"d1\""));
 
     auto byName = f.call("image.inspect", "{\"path\":\"d1\"}");
     CHECK_THAT(byName, Catch::Contains("\"format\":\"raw\",\"virtual_size\":262144"));
