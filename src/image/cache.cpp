@@ -178,6 +178,17 @@ Result<std::string> nameFromUrl(const Url& url)
     return name;
 }
 
+std::string defaultFetchProgram()
+{
+    std::error_code ec;
+    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        auto beside = self.parent_path() / "vmr-fetch";
+        if (::access(beside.c_str(), X_OK) == 0) return beside.string();
+    }
+    return "vmr-fetch";
+}
+
 Cache::Cache(reactor::Reactor& r, CacheConfig config) : reactor_(r), config_(std::move(config)) {}
 
 Cache::~Cache()

@@ -63,6 +63,10 @@ Result<void> validateImageName(std::string_view name);
 // InvalidArgument when that is not a valid name.
 Result<std::string> nameFromUrl(const Url& url);
 
+// Where vmr-fetch is when the configuration does not say: next to the running program (vmrd
+// and vmr-fetch are installed and built side by side), else "vmr-fetch" (looked up in PATH).
+std::string defaultFetchProgram();
+
 class Cache {
 public:
     // The reactor is borrowed and must outlive the cache.

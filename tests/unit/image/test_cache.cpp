@@ -9,10 +9,12 @@
 #include <zstd.h>
 
 #include <openssl/evp.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -492,4 +494,31 @@ TEST_CASE("a missing vmr-fetch is a ToolMissing error")
         CHECK_THAT(res.error().hint(), Catch::Contains("vmr-fetch"));
     }
     std::filesystem::remove_all(tmpl);
+}
+
+TEST_CASE("a write error (a full disk, here a file-size limit) leaves no .part behind")
+{
+    HttpServer server;
+    server.addFile("big.img", randomBytes(1 << 20, 13));
+    Fixture f;
+    // vmr-fetch inherits the limit: its writes past 256 KiB fail with EFBIG, as they would with
+    // ENOSPC on a full disk.
+    rlimit saved{};
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    auto oldHandler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit small = saved;
+    small.rlim_cur = 256 * 1024;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+    auto r = f.pull(server.url("files", "big.img"));
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &saved) == 0);
+    std::signal(SIGXFSZ, oldHandler);
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message(), Catch::Contains("Cannot write"));
+    CHECK(f.files().empty());
+}
+
+TEST_CASE("vmr-fetch is looked for next to the program, else in PATH")
+{
+    // The test binary has no vmr-fetch beside it.
+    CHECK(defaultFetchProgram() == "vmr-fetch");
 }
