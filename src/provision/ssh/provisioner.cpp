@@ -62,22 +62,6 @@ private:
     bool atLineStart_ = true;
 };
 
-// The local file a step reads, checked before any step runs.
-Result<void> checkLocalFile(const std::string& path, std::string_view role)
-{
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-        return Error::fromErrno(errno, "Cannot use " + std::string(role) + " " + path,
-                                "Check the path; relative paths are taken from the folder of the VM file");
-    }
-    if (!S_ISREG(st.st_mode)) {
-        return Error(
-            ErrorKind::InvalidArgument, std::string(role) + " " + path + " is not a regular file",
-            "A file step copies one file; copy a folder as an archive and unpack it with a shell step");
-    }
-    return success();
-}
-
 }  // namespace
 
 std::string describeStep(const ProvisionStep& step)
@@ -107,20 +91,29 @@ std::string remoteScriptPath(size_t step, std::string_view dir)
 
 Task<Result<void>> runProvisioners(Session& session, std::vector<ProvisionStep> steps, ProvisionOptions opts)
 {
-    for (const auto& step : steps) {
-        if (const auto* s = std::get_if<ShellScript>(&step)) VMR_CO_TRY(checkLocalFile(s->path, "script"));
+    // Every local file is opened before the first step runs: a missing one fails the run
+    // before anything changed on the guest, and a file cannot change between check and use.
+    std::vector<UniqueFd> files(steps.size());
+    for (size_t i = 0; i < steps.size(); ++i) {
+        const auto& step = steps[i];
+        const std::string* local = nullptr;
+        if (const auto* sh = std::get_if<ShellInline>(&step); sh != nullptr && sh->command.empty()) {
+            co_return Error(ErrorKind::InvalidArgument, "A shell step has an empty command",
+                            "Give the commands to run, or remove the step");
+        }
+        if (const auto* script = std::get_if<ShellScript>(&step)) local = &script->path;
         if (const auto* f = std::get_if<FileUpload>(&step)) {
-            VMR_CO_TRY(checkLocalFile(f->source, "file"));
             if (f->destination.empty()) {
                 co_return Error(ErrorKind::InvalidArgument,
                                 "The file step for " + f->source + " has no destination",
                                 "Give the path the file should have on the guest");
             }
+            local = &f->source;
         }
-        if (const auto* s = std::get_if<ShellInline>(&step); s != nullptr && s->command.empty()) {
-            co_return Error(ErrorKind::InvalidArgument, "A shell step has an empty command",
-                            "Give the commands to run, or remove the step");
-        }
+        if (local == nullptr) continue;
+        auto fd = opts.openLocal ? opts.openLocal(*local) : openLocalFile(*local);
+        if (!fd) co_return std::move(fd).error();
+        files[i] = std::move(*fd);
     }
     auto opened = ProvisionLog::open(opts.logPath);
     if (!opened) co_return std::move(opened).error();
@@ -159,19 +152,22 @@ Task<Result<void>> runProvisioners(Session& session, std::vector<ProvisionStep> 
             command = sh->command;
         } else if (const auto* script = std::get_if<ShellScript>(&step)) {
             command = remoteScriptPath(n, opts.remoteScriptDir);
-            auto up = co_await session.upload(script->path, command, 0755u, opts.stepTimeout, opts.token);
+            auto up = co_await session.upload(std::move(files[i]), script->path, command, 0755u,
+                                              opts.stepTimeout, opts.token);
             if (!up) failure = std::move(up).error();
         } else {
             const auto& f = std::get<FileUpload>(step);
             std::string dest = f.destination;
             if (dest.back() == '/') dest += baseName(f.source);
-            auto up = co_await session.upload(f.source, dest, std::nullopt, opts.stepTimeout, opts.token);
+            struct stat st {};
+            bool known = ::fstat(files[i].get(), &st) == 0;
+            auto up = co_await session.upload(std::move(files[i]), f.source, dest, std::nullopt,
+                                              opts.stepTimeout, opts.token);
             if (!up) {
                 failure = std::move(up).error();
             } else {
-                struct stat st {};
                 outcome = "uploaded";
-                if (::stat(f.source.c_str(), &st) == 0) {
+                if (known) {
                     outcome += " " + std::to_string(st.st_size) + " bytes to " + dest + ", mode " +
                                octal(static_cast<uint32_t>(st.st_mode));
                 }

@@ -6,6 +6,7 @@
 // its mode. Output reaches the caller as it arrives and is appended to provision.log under a
 // header per step, with each step's exit code. See docs/ssh.md.
 
+#include "base/fd.h"
 #include "base/result.h"
 #include "provision/ssh/session.h"
 #include "reactor/reactor.h"
@@ -47,6 +48,10 @@ struct ProvisionOptions {
     // The guest folder script steps are uploaded to. Tests whose "guest" is this host use their
     // own, so runs side by side do not overwrite each other's scripts.
     std::string remoteScriptDir = "/tmp";
+    // Opens a step's local file (script or source); default openLocalFile(). vmrd opens a
+    // client's files with the client's credentials here. Every file is opened before the
+    // first step runs.
+    std::function<Result<UniqueFd>(const std::string& path)> openLocal;
     // How long one step may run.
     Duration stepTimeout = std::chrono::hours(1);
     reactor::CancelToken* token = nullptr;
@@ -54,7 +59,7 @@ struct ProvisionOptions {
 
 // Run the steps in order on `session`. A step whose command exits non-zero (or whose upload
 // fails) ends the run: ProvisionFailed naming the step and its exit code, with the cause.
-// Local files are checked first: a missing script or source fails before anything runs.
+// Local files are opened first: a missing script or source fails before anything runs.
 reactor::Task<Result<void>> runProvisioners(Session& session, std::vector<ProvisionStep> steps,
                                             ProvisionOptions opts);
 

@@ -597,31 +597,45 @@ Task<Result<void>> Session::openSftp(const OpContext& op)
     co_return success();
 }
 
+Result<UniqueFd> openLocalFile(const std::string& path)
+{
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return Error::fromErrno(errno, "Cannot open " + path, "Check the path and its permissions");
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return Error::fromErrno(errno, "Cannot stat " + path);
+    if (!S_ISREG(st.st_mode)) {
+        return Error(
+            ErrorKind::InvalidArgument, path + " is not a regular file",
+            "Upload one file at a time; copy a folder as an archive and unpack it with a shell step");
+    }
+    return fd;
+}
+
 Task<Result<void>> Session::upload(std::string localPath, std::string remotePath,
                                    std::optional<uint32_t> mode, Duration timeout,
                                    reactor::CancelToken* token)
 {
-    OpContext op{"Uploading " + localPath + " to " + remotePath, reactor_.now() + timeout, timeout, token};
-    UniqueFd fd(::open(localPath.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) {
-        co_return Error::fromErrno(errno, "Cannot open " + localPath + " to upload it",
-                                   "Check the path; it is read with the caller's permissions");
-    }
+    auto fd = openLocalFile(localPath);
+    if (!fd) co_return std::move(fd).error();
+    co_return co_await upload(std::move(*fd), std::move(localPath), std::move(remotePath), mode, timeout,
+                              token);
+}
+
+Task<Result<void>> Session::upload(UniqueFd file, std::string name, std::string remotePath,
+                                   std::optional<uint32_t> mode, Duration timeout,
+                                   reactor::CancelToken* token)
+{
+    OpContext op{"Uploading " + name + " to " + remotePath, reactor_.now() + timeout, timeout, token};
     struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) co_return Error::fromErrno(errno, "Cannot stat " + localPath);
-    if (!S_ISREG(st.st_mode)) {
-        co_return Error(
-            ErrorKind::InvalidArgument, localPath + " is not a regular file",
-            "Upload one file at a time; copy a folder as an archive and unpack it with a shell step");
-    }
+    if (::fstat(file.get(), &st) != 0) co_return Error::fromErrno(errno, "Cannot stat " + name);
     if (remotePath.empty()) {
-        co_return Error(ErrorKind::InvalidArgument, "No destination on the guest for " + localPath,
+        co_return Error(ErrorKind::InvalidArgument, "No destination on the guest for " + name,
                         "Give the absolute path the file should have on the guest");
     }
     VMR_CO_TRY(begin(op.what));
     BusyGuard guard{busy_};
     VMR_CO_TRY(co_await openSftp(op));
-    co_return co_await sendFile(fd.get(), std::move(remotePath), mode.value_or(st.st_mode & 07777), op);
+    co_return co_await sendFile(file.get(), std::move(remotePath), mode.value_or(st.st_mode & 07777), op);
 }
 
 Task<Result<void>> Session::sendFile(int fd, std::string remotePath, uint32_t mode, const OpContext& op)

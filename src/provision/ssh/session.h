@@ -68,6 +68,10 @@ struct ConnectOptions {
 std::vector<std::string> defaultKeyFiles(const std::string& generatedKey, const std::string& userKey,
                                          const std::string& home);
 
+// Open a local file to upload: read-only, and it must be a regular file (NotFound,
+// PermissionDenied or InvalidArgument naming the path otherwise).
+Result<UniqueFd> openLocalFile(const std::string& path);
+
 enum class OutputStream { Stdout, Stderr };
 // Output of a command, chunk by chunk as it arrives.
 using OutputFn = std::function<void(OutputStream stream, std::string_view data)>;
@@ -105,6 +109,11 @@ public:
     // Copy the local file `localPath` to `remotePath` over SFTP in chunks, then give it `mode`
     // (the local file's permission bits when nullopt), whatever the server's umask.
     reactor::Task<Result<void>> upload(std::string localPath, std::string remotePath,
+                                       std::optional<uint32_t> mode, Duration timeout,
+                                       reactor::CancelToken* token = nullptr);
+    // The same from a file the caller opened (vmrd opens a client's files with the client's
+    // credentials); `name` is the file's name in messages.
+    reactor::Task<Result<void>> upload(UniqueFd file, std::string name, std::string remotePath,
                                        std::optional<uint32_t> mode, Duration timeout,
                                        reactor::CancelToken* token = nullptr);
 

@@ -159,6 +159,25 @@ TEST_CASE("provisioners check local files before running anything")
     REQUIRE_FALSE(res);
     CHECK(res.error().kind() == ErrorKind::InvalidArgument);
     CHECK_THAT(res.error().message(), Catch::Contains("not a regular file"));
+
+    // The caller's opener decides (vmrd opens with the client's credentials): every local
+    // file goes through it before the first step, and a refusal stops the run there.
+    std::string a = dir / "a.sh";
+    std::string b = dir / "b.txt";
+    writeFile(a, "#!/bin/sh\ntouch " + marker + "\n", 0755);
+    writeFile(b, "b\n");
+    std::vector<std::string> opened;
+    opts.openLocal = [&](const std::string& path) -> Result<UniqueFd> {
+        opened.push_back(path);
+        if (path == b) return Error(ErrorKind::PermissionDenied, "The client may not read " + path);
+        return openLocalFile(path);
+    };
+    steps = {ShellScript{a}, FileUpload{b, dir / "b.copy"}};
+    res = runTask(*r, runProvisioners(*s, steps, opts), 30s);
+    REQUIRE_FALSE(res);
+    CHECK(res.error().kind() == ErrorKind::PermissionDenied);
+    CHECK(opened == std::vector<std::string>{a, b});
+    CHECK_FALSE(exists(marker));
 }
 
 TEST_CASE("a step that cannot upload fails with its cause")
