@@ -263,6 +263,15 @@ TEST_CASE("authentication: keys in order, missing ones skipped, and a clear erro
         CHECK(s->keysTried()[1] == wrong + " (refused)");
         CHECK(s->keysTried()[2] == sshd.clientKey() + " (accepted)");
     }
+    SECTION("an ECDSA key (~/.ssh/id_ecdsa is on the default list)")
+    {
+        std::string ecdsa = keygen(*r, dir, "client_ecdsa", "ecdsa");
+        writeFile(dir / "authorized_keys", readFile(ecdsa + ".pub"), 0600);
+        auto opts = sshd.options();
+        opts.keyFiles = {ecdsa};
+        auto s = connectOrFail(*r, opts, sshd);
+        CHECK(s->authenticatedWith() == ecdsa);
+    }
     SECTION("no key accepted: AuthFailed lists every key tried")
     {
         std::string garbage = dir / "garbage_key";
