@@ -404,7 +404,7 @@ TEST_CASE("upload: a multi-MB file in chunks, with the mode asked for")
     }
 }
 
-TEST_CASE("exec: a timeout or a cancel drops the session")
+TEST_CASE("exec: a timeout, a cancel or a dropped connection ends the session")
 {
     VMR_REQUIRE_SSHD();
     Server server;
@@ -433,6 +433,17 @@ TEST_CASE("exec: a timeout or a cancel drops the session")
         auto exit = runTask(*r, s->exec("sleep 10", nullptr, 10s, &token), 5s);
         REQUIRE_FALSE(exit);
         CHECK(exit.error().kind() == ErrorKind::Cancelled);
+        CHECK_FALSE(s->usable());
+    }
+    SECTION("the connection drops under a running command")
+    {
+        auto s = server.connect();
+        // The command's parent is sshd's process for this connection: killing it drops the
+        // connection, as a guest that reboots or crashes would.
+        auto exit = runTask(*r, s->exec("echo before; kill -KILL $PPID; sleep 5", nullptr, 10s), 8s);
+        REQUIRE_FALSE(exit);
+        CHECK(exit.error().kind() == ErrorKind::Unavailable);
+        CHECK_THAT(exit.error().what(), Catch::Contains("127.0.0.1"));
         CHECK_FALSE(s->usable());
     }
     SECTION("one operation at a time")
