@@ -89,8 +89,8 @@ public:
     const std::string& stateReason() const noexcept override { return reason_; }
     void onStateChange(StateCallback cb) override { onState_ = std::move(cb); }
 
-    std::optional<pid_t> pid() const noexcept { return pid_; }
-    std::optional<uint64_t> pidStartTime() const noexcept { return startTime_; }
+    std::optional<pid_t> pid() const noexcept override { return pid_; }
+    std::optional<uint64_t> pidStartTime() const noexcept override { return startTime_; }
     const ChvDriverConfig& config() const noexcept { return cfg_; }
     // The cloud-hypervisor version vmm.ping reported at start or adoption.
     const std::string& vmmVersion() const noexcept { return version_; }

@@ -7,6 +7,13 @@
 #include "store/atomic_file.h"
 #include "store/names.h"
 #include "vm/firmware.h"
+#include "vm/provisioning.h"
+#if VMR_HAVE_SSH
+#include "provision/ssh/provisioner.h"
+#include "provision/ssh/session.h"
+#endif
+
+#include <simdjson.h>
 
 #include <sys/stat.h>
 
@@ -322,6 +329,18 @@ Task<Result<store::VmRecord>> Manager::create(CreateSpec spec)
     rec.accel = spec.accel;
     rec.firmware = spec.firmware == "bios" ? "" : spec.firmware;
     rec.vnc = spec.vnc;
+    rec.imageUrl = spec.imageUrl;
+    rec.vmfile = spec.vmfile;
+    rec.vmfileSha256 = spec.vmfileSha256;
+    if (!spec.provision.empty()) {
+        auto steps = normalizeSteps(spec.provision);
+        if (!steps) co_return Unexpected(std::move(steps).error());
+        rec.provision = *steps;
+    }
+    if (spec.userData && (!spec.authorizedKeys.empty() || !spec.sshUser.empty()))
+        co_return Error(ErrorKind::InvalidArgument,
+                        "Raw user-data cannot be combined with SSH keys or a user",
+                        "Put the user and keys in your user-data, or leave --cloud-init out");
     rec.mac = net::macFor(rec.id);
     rec.state = std::string(stateName(VmState::Prepared));
     rec.stateReason = "created";
@@ -360,6 +379,25 @@ Task<Result<store::VmRecord>> Manager::create(CreateSpec spec)
     if (!made) co_return Unexpected(std::move(made).error());
     if (!firmware->uefiVarsTemplate.empty())
         VMR_CO_TRY(copyFile(firmware->uefiVarsTemplate, store_.layout().vmDir(name) + "/" + kUefiVarsName));
+    if (seedSupported()) {
+        SeedRequest seed;
+        seed.vmDir = store_.layout().vmDir(name);
+        seed.name = name;
+        seed.id = rec.id;
+        seed.user = spec.sshUser;
+        seed.authorizedKeys = spec.authorizedKeys;
+        seed.userData = spec.userData;
+        seed.hostname = spec.hostname;
+        auto written = writeSeed(seed);
+        if (!written) co_return Unexpected(std::move(written).error());
+        rec.seed = written->seedPath;
+        rec.hostKey = written->hostKey;
+        rec.sshUser = written->user;
+    } else if (spec.userData || !spec.authorizedKeys.empty()) {
+        co_return Error(ErrorKind::Unsupported,
+                        "This vmrd cannot make cloud-init seeds (built without libisofs)",
+                        "Rebuild vmrd with libisofs, or create the VM without SSH keys or user-data");
+    }
     VMR_CO_TRY(store_.save(rec));
 
     undo.armed = false;
@@ -455,6 +493,104 @@ Task<Result<void>> Manager::destroy(std::string name)
             .causedBy(std::move(removed).error());
     lg().info("VM {}: destroyed", name);
     co_return success();
+}
+
+#if VMR_HAVE_SSH
+namespace {
+
+Result<std::vector<provision::ProvisionStep>> parseSteps(const std::string& normalized)
+{
+    simdjson::dom::parser parser;
+    simdjson::padded_string padded(normalized);
+    simdjson::dom::array arr;
+    if (parser.parse(padded).get_array().get(arr) != simdjson::SUCCESS)
+        return Error(ErrorKind::Internal, "Recorded provisioning steps are not a JSON array");
+    std::vector<provision::ProvisionStep> steps;
+    for (simdjson::dom::element e : arr) {
+        auto get = [&](const char* key) {
+            std::string_view v;
+            return e[key].get_string().get(v) == simdjson::SUCCESS ? std::string(v) : std::string();
+        };
+        if (get("type") == "file") {
+            steps.push_back(provision::FileUpload{get("source"), get("destination")});
+        } else if (!get("inline").empty()) {
+            steps.push_back(provision::ShellInline{get("inline")});
+        } else {
+            steps.push_back(provision::ShellScript{get("script")});
+        }
+    }
+    return steps;
+}
+
+}  // namespace
+#endif
+
+Task<Result<size_t>> Manager::provision(std::string name, std::string stepsJson, ProvisionCallbacks cb)
+{
+    auto found = lookup(name);
+    if (!found) co_return Unexpected(std::move(found).error());
+    std::shared_ptr<Entry> e = *found;
+#if VMR_HAVE_SSH
+    if (e->driver->state() != VmState::Running)
+        co_return Error(ErrorKind::VmBadState, "VM \"" + name + "\" is " + e->record.state + ", not running",
+                        "Start it first: vmrctl start " + name);
+    if (e->record.network != "user" || !e->record.sshPort)
+        co_return Error(
+            ErrorKind::Unsupported,
+            "VM \"" + name + "\" has no SSH port on 127.0.0.1 (network " + e->record.network + ")",
+            "Provisioning reaches the guest through the user network's SSH forward; create the "
+            "VM with --network user");
+    std::string normalized;
+    if (!stepsJson.empty()) {
+        auto steps = normalizeSteps(stepsJson);
+        if (!steps) co_return Unexpected(std::move(steps).error());
+        normalized = *steps;
+    } else {
+        normalized = e->record.provision.empty() ? "[]" : e->record.provision;
+    }
+    auto steps = parseSteps(normalized);
+    if (!steps) co_return Unexpected(std::move(steps).error());
+    if (steps->empty()) co_return size_t{0};
+
+    const std::string dir = store_.layout().vmDir(name);
+    provision::ConnectOptions opts;
+    opts.host = "127.0.0.1";
+    opts.port = *e->record.sshPort;
+    opts.user = e->record.sshUser.empty() ? std::string(kDefaultSshUser) : e->record.sshUser;
+    opts.hostKey = e->record.hostKey.empty() ? provision::HostKeyPolicy::firstUse()
+                                             : provision::HostKeyPolicy::pin(e->record.hostKey);
+    opts.keyFiles = {dir + "/" + kClientKeyName};
+    opts.timeout = provision::kProvisionConnectTimeout;
+    auto session = co_await provision::Session::connect(reactor_, opts);
+    if (!session) co_return Unexpected(std::move(session).error());
+    if (e->removed) co_return notFound(name);
+    if (e->record.hostKey.empty()) {
+        // Raw user-data: the first key seen is the one pinned from now on.
+        e->record.hostKey = (*session)->hostKey().line();
+        save(*e);
+        lg().info("VM {}: pinned the guest's host key {}", name, (*session)->hostKeyFingerprint());
+    }
+    provision::ProvisionOptions popts;
+    popts.logPath = dir + "/" + kProvisionLog;
+    popts.onStep = cb.onStep;
+    if (cb.onOutput) {
+        auto out = cb.onOutput;
+        popts.onOutput = [out](size_t step, provision::OutputStream stream, std::string_view data) {
+            out(step, stream == provision::OutputStream::Stderr, data);
+        };
+    }
+    size_t total = steps->size();
+    auto ran = co_await provision::runProvisioners(**session, std::move(*steps), std::move(popts));
+    (void)co_await (*session)->disconnect();
+    if (!ran) co_return Unexpected(std::move(ran).error());
+    lg().info("VM {}: provisioned ({} steps)", name, total);
+    co_return total;
+#else
+    (void)stepsJson;
+    (void)cb;
+    co_return Error(ErrorKind::Unsupported, "This vmrd was built without SSH support (libssh2)",
+                    "Rebuild vmrd with libssh2 (Debian: apt-get install libssh2-1-dev)");
+#endif
 }
 
 }  // namespace vmr::vm

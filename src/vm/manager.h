@@ -66,6 +66,16 @@ public:
         std::string accel;     // empty: qemu.accel of the settings
         std::string firmware;  // "", "bios", "uefi" or a firmware file (vm/firmware.h)
         bool vnc = false;
+        std::string imageUrl;  // recorded: where `image` was downloaded from
+        // cloud-init (vm/provisioning.h): the login user, the caller's public keys, or raw
+        // user-data instead of the generated one; the guest's hostname.
+        std::string sshUser;
+        std::vector<std::string> authorizedKeys;
+        std::optional<std::string> userData;
+        std::string hostname;
+        std::string provision;  // steps, a JSON array (normalizeSteps); empty: none
+        std::string vmfile;     // the VMFile it came from, and that file's SHA-256
+        std::string vmfileSha256;
     };
     // A new VM in state "prepared": folder, qcow2 overlay on the image, record. On any failure
     // nothing is left on disk and no port is held.
@@ -76,6 +86,15 @@ public:
     reactor::Task<Result<store::VmRecord>> resume(std::string name);
     // Force-stop if running, remove the VM's folder, release its port.
     reactor::Task<Result<void>> destroy(std::string name);
+
+    // Run provisioning steps over SSH on a running VM: `stepsJson` (normalizeSteps), or the
+    // steps recorded at create when empty. Output goes to the callbacks and to provision.log.
+    // Returns the number of steps run.
+    struct ProvisionCallbacks {
+        std::function<void(size_t step, size_t total, std::string_view description)> onStep;
+        std::function<void(size_t step, bool stderrStream, std::string_view data)> onOutput;
+    };
+    reactor::Task<Result<size_t>> provision(std::string name, std::string stepsJson, ProvisionCallbacks cb);
 
     // Valid until the next call that can change the set of VMs (create, destroy, adoptAll).
     const store::VmRecord* find(std::string_view name) const;

@@ -37,7 +37,12 @@ std::vector<std::string> buildQemuArgv(const std::string& binary, const VmSpec& 
     a.insert(a.end(), accel.begin(), accel.end());
     add({"-smp", std::to_string(spec.vcpus), "-m", std::to_string(spec.memoryMib)});
     add({"-nodefaults", "-no-user-config", "-display", "none"});
-    add({"-qmp", "unix:" + optValue(paths.qmpSocket) + ",server=on,wait=off"});
+    if (spec.qmpListenFd >= 0) {
+        add({"-chardev", "socket,id=qmp0,fd=" + std::to_string(spec.qmpListenFd) + ",server=on,wait=off",
+             "-mon", "chardev=qmp0,mode=control"});
+    } else {
+        add({"-qmp", "unix:" + optValue(paths.qmpSocket) + ",server=on,wait=off"});
+    }
     // A socket the console hub connects to, and a log that keeps every byte even while
     // nobody is connected (wait=off: the guest never blocks on a missing reader).
     add({"-chardev",

@@ -38,6 +38,9 @@ struct VmSpec {
     // `-machine none`: no guest at all (no CPU, bus, disk or NIC), for benchmarks and fast
     // driver tests; QMP, the serial chardev and the process lifecycle stay the same.
     bool machineNone = false;
+    // QMP on a listening socket vmrd made and passes as this fd (>= 0), rather than a socket
+    // QEMU creates at paths.qmpSocket: vmrd can connect at once instead of polling for it.
+    int qmpListenFd = -1;
 };
 
 // Where a VM's runtime files live (store::Layout: <runtime>/vms/<id>.*, <state>/vms/<name>/).

@@ -169,10 +169,17 @@ Task<Result<void>> QemuDriver::start()
     if (logFd < 0) co_return fail(Error::fromErrno(errno, "Cannot open " + cfg_.paths.qemuLog));
     UniqueFd log(logFd);
 
+    // The QMP socket is made here and handed to QEMU already listening: a connect() succeeds at
+    // once and the greeting comes when QEMU is ready, with no polling for the socket to appear.
+    auto qmpListen = reactor::listenUnix(cfg_.paths.qmpSocket, 0600, 4);
+    if (!qmpListen) co_return fail(std::move(qmpListen).error());
+    constexpr int kQmpChildFd = 3;
+    VmSpec spec = cfg_.spec;
+    spec.qmpListenFd = kQmpChildFd;
     reactor::SpawnOptions opts;
-    opts.argv = buildQemuArgv(cfg_.binary, cfg_.spec, cfg_.paths);
+    opts.argv = buildQemuArgv(cfg_.binary, spec, cfg_.paths);
     opts.newSession = true;  // QEMU outlives vmrd
-    opts.fds = {{log.get(), 2}};
+    opts.fds = {{log.get(), 2}, {qmpListen->get(), kQmpChildFd}};
     log::command("vm", opts.argv);
     auto child = reactor::Child::spawn(reactor_, std::move(opts));
     if (!child) {
@@ -181,13 +188,14 @@ Task<Result<void>> QemuDriver::start()
                                  kQemuMissingHint));
         co_return fail(Error(ErrorKind::Unavailable, "Cannot start QEMU").causedBy(std::move(child).error()));
     }
+    qmpListen->reset();  // QEMU holds it now
     pid_t pid = (*child)->pid();
     auto started = store::processStartTime(pid);
     watch(std::move(*child), started.valueOr(0));
     lg().info("VM {}: QEMU started (pid {})", vmName(), pid);
 
-    // The QMP socket appears once QEMU has parsed its options (tens of ms): retry until the
-    // deadline, 1 then 2 ms apart: a connect() costs microseconds, a late answer costs the user.
+    // The greeting comes once QEMU has initialised (tens of ms). A failed attempt (QEMU died, or
+    // closed the connection) is retried until the deadline.
     auto deadline = reactor_.now() + cfg_.startTimeout;
     reactor::Duration pause = 1ms;
     for (;;) {
@@ -212,7 +220,7 @@ Task<Result<void>> QemuDriver::start()
             break;
         }
         (void)co_await reactor::sleep(reactor_, pause);
-        pause = std::min<reactor::Duration>(pause * 2, 2ms);
+        pause = std::min<reactor::Duration>(pause * 2, 16ms);
     }
     auto st = co_await readStatus();
     if (!st) {

@@ -2,6 +2,8 @@
 
 #include "base/json.h"
 #include "base/log.h"
+#include "vmrd/console_methods.h"
+#include "vmrd/image_methods.h"
 #include "vmrd/vm_methods.h"
 
 #include "config.h"
@@ -70,10 +72,27 @@ rpc::Limits rpcLimits(const config::Settings& s)
     return limits;
 }
 
-reactor::Task<void> adoptVms(vm::Manager& m, std::vector<store::VmRecord> records)
+reactor::Task<void> adoptVms(vm::Manager& m, std::vector<store::VmRecord> records, std::function<void()> then)
 {
     auto r = co_await m.adoptAll(std::move(records));
     if (!r) logger().error("Re-adopting VMs failed: {}", r.error().what());
+    then();
+}
+
+// vmr-fetch: beside vmrd (installed, or the top of the build dir), in the build tree's tools/,
+// else from PATH.
+std::string findFetchProgram()
+{
+    char self[4096];
+    ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        std::string dir(self, static_cast<size_t>(n));
+        dir.erase(dir.rfind('/'));
+        for (const std::string& candidate : {dir + "/vmr-fetch", dir + "/tools/vmr-fetch/vmr-fetch"}) {
+            if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+        }
+    }
+    return "vmr-fetch";
 }
 
 // Does a live vmrd answer a ping on `path` within a second? Blocking: startup only.
@@ -155,13 +174,25 @@ Result<void> Daemon::init()
         logger().warn("{}: {}{}", p.path, p.message, p.keptAs.empty() ? "" : "; kept as " + p.keptAs);
     }
     logger().info("State: {} ({} VM records)", settings_.stateDir, scan->records.size());
+    console::HubOptions hubDefaults;
+    hubDefaults.scrollbackBytes = settings_.console.scrollback;
+    hubs_ = std::make_unique<console::Registry>(*reactor_, hubDefaults);
     manager_ = std::make_unique<vm::Manager>(*reactor_, settings_, *store_, [this](const vm::StateEvent& e) {
         publish("vm.state", e.vm,
                 "\"from\":" + json::quote(e.from) + ",\"to\":" + json::quote(e.to) +
                     ",\"reason\":" + json::quote(e.reason));
+        followConsole(e);
     });
+    image::CacheConfig cacheConfig;
+    cacheConfig.dir = layout_->imagesDir();
+    cacheConfig.fetchProgram = findFetchProgram();
+    cache_ = std::make_unique<image::Cache>(*reactor_, cacheConfig);
+    auto cleaned = cache_->open();
+    if (!cleaned) return std::move(cleaned).error();
+    for (const auto& gone : *cleaned)
+        logger().warn("Image cache: removed {} (an interrupted download)", gone);
     // Re-adopt the VMs that kept running while vmrd was down; the loop runs it from the start.
-    reactor::spawnDetached(adoptVms(*manager_, std::move(scan->records)));
+    reactor::spawnDetached(adoptVms(*manager_, std::move(scan->records), [this] { attachConsoles(); }));
 
     auto listening = openControlSocket();
     if (!listening) return std::move(listening).error();
@@ -284,7 +315,20 @@ void Daemon::registerMethods()
                            w.endArray().endObject();
                            return w.take();
                        }});
-    registerVmMethods(*server_, *manager_);
+    registerVmMethods(*server_, *manager_, *cache_);
+    ImageHooks imageHooks;
+    imageHooks.publish = [this](std::string_view topic, std::string_view fields) {
+        publish(topic, "", fields);
+    };
+    imageHooks.usedBy = [this](const std::string& path) {
+        // Every overlay names its base image by path.
+        std::vector<std::string> users;
+        for (const store::VmRecord* rec : manager_->list())
+            if (rec->image == path) users.push_back(rec->name);
+        return users;
+    };
+    registerImageMethods(*server_, *cache_, std::move(imageHooks));
+    registerConsoleMethods(*server_, *manager_, *hubs_);
     server_->addMethod("events.subscribe",
                        Method{.sync = [](const rpc::Call& call) -> Result<std::string> {
                                   VMR_TRY(call.params.allowOnly({"topics", "vm"}));
@@ -327,6 +371,32 @@ void Daemon::registerMethods()
                                       if (auto v = params.optString("vm"); v && *v) vm = **v;
                                       server.subscribe(conn, std::move(topics), std::move(vm));
                                   }});
+}
+
+void Daemon::followConsole(const vm::StateEvent& e)
+{
+    if (e.to == "running") {
+        if (hubs_->find(e.vm) != nullptr && e.from == "paused") return;
+        const store::VmRecord* rec = manager_->find(e.vm);
+        if (rec == nullptr) return;
+        vm::Manager::Paths paths = manager_->pathsOf(*rec);
+        // QEMU writes console.log itself (chardev logfile=); the hub writes it for the others.
+        std::string log = rec->backend == "qemu" ? std::string() : paths.runtime.consoleLog;
+        auto hub = hubs_->vmRunning(e.vm, paths.runtime.serialSocket, log);
+        if (!hub) logger().warn("VM {}: no console hub: {}", e.vm, hub.error().what());
+    } else if (e.to == "stopped" || e.to == "failed") {
+        hubs_->vmStopped(e.vm);
+    } else if (e.to == "destroyed") {
+        hubs_->remove(e.vm);
+    }
+}
+
+void Daemon::attachConsoles()
+{
+    for (const store::VmRecord* rec : manager_->list()) {
+        if (!rec->pid) continue;
+        followConsole(vm::StateEvent{rec->name, "", "running", "re-adopted"});
+    }
 }
 
 void Daemon::publish(std::string_view topic, std::string_view vm, std::string_view fieldsJson)

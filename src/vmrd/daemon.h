@@ -6,6 +6,8 @@
 #include "base/fd.h"
 #include "base/result.h"
 #include "config/settings.h"
+#include "console/registry.h"
+#include "image/cache.h"
 #include "reactor/reactor.h"
 #include "rpc/server.h"
 #include "store/store.h"
@@ -48,6 +50,9 @@ private:
     Result<UniqueFd> openControlSocket();
     void applySettings();
     void registerMethods();
+    // Keep the VM's console hub in step with its state (started, stopped, destroyed).
+    void followConsole(const vm::StateEvent& e);
+    void attachConsoles();  // after re-adoption: a hub for every VM that runs
     void reload();
 
     Options options_;
@@ -59,7 +64,9 @@ private:
     std::unique_ptr<store::Layout> layout_;
     std::unique_ptr<store::Store> store_;
     std::unique_ptr<vm::Manager> manager_;  // borrows the store; outlived by it
-    std::unique_ptr<rpc::Server> server_;   // its async calls borrow the manager
+    std::unique_ptr<image::Cache> cache_;
+    std::unique_ptr<console::Registry> hubs_;  // one console hub per running VM
+    std::unique_ptr<rpc::Server> server_;      // its async calls borrow the manager, cache and hubs
     std::unique_ptr<reactor::SignalSet> signals_;
     bool ownsSocketFile_ = false;
     bool stopping_ = false;

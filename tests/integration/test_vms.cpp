@@ -386,11 +386,14 @@ TEST_CASE("the guest powering itself off is noticed at once and recorded", "[vms
     auto& [dir, d, base] = f;
     f.startGuest("off");
     REQUIRE(waitReady(dir, "off"));
-    // The guest runs a shell on its serial console: type poweroff there.
-    std::string serial = jsonValue(d.ctl({"--json", "status", "off"}).out, "serial_socket");
-    REQUIRE(!serial.empty());
-    RawClient console(serial);
-    REQUIRE(console.connected());
+    // The guest runs a shell on its serial console: type poweroff there, through vmrd's hub.
+    RawClient console(d.socket());
+    REQUIRE(
+        console.send(R"({"jsonrpc":"2.0","id":1,"method":"vm.console","params":{"name":"off","mode":"rw"}})"
+                     "\n"));
+    auto attached = console.readLine(10s);
+    REQUIRE(attached);
+    REQUIRE(attached->find("\"result\"") != std::string::npos);
     REQUIRE(console.send("\npoweroff\n"));
     CHECK(eventually([&] { return field(d.ctl({"status", "off"}).out, "state") == "stopped"; }, 60s));
     auto status = d.ctl({"--json", "status", "off"}).out;
@@ -436,7 +439,7 @@ TEST_CASE("VNC on 127.0.0.1 at the port QEMU picked; status names every file", "
     CHECK(jsonValue(status, "work_dir") == dir / "state/vms/vnc");
     CHECK(jsonValue(status, "overlay") == dir / "state/vms/vnc/overlay.qcow2");
     CHECK(jsonValue(status, "console_log") == dir / "state/vms/vnc/console.log");
-    CHECK(jsonValue(status, "seed") == "null");
+    CHECK(jsonValue(status, "seed") == dir / "state/vms/vnc/seed.iso");
     CHECK(std::filesystem::exists(jsonValue(status, "qmp_socket")));
     // The human form lists the same fields.
     std::string human = d.ctl({"status", "vnc"}).out;

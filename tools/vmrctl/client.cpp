@@ -103,7 +103,7 @@ Result<std::optional<std::string>> Client::readLine(std::optional<std::chrono::m
 }
 
 Result<std::string> Client::call(std::string_view method, std::string_view paramsJson,
-                                 std::chrono::milliseconds timeout)
+                                 std::chrono::milliseconds timeout, const NotificationFn& onNotification)
 {
     rpc::Id id{std::to_string(nextId_++)};
     VMR_TRY(sendAll(rpc::encodeRequest(id, method, paramsJson) + "\n"));
@@ -114,7 +114,10 @@ Result<std::string> Client::call(std::string_view method, std::string_view param
         auto in = rpc::parseIncoming(**line);
         if (!in)
             return Error(ErrorKind::ParseError, "vmrd sent a reply vmrctl cannot read").causedBy(in.error());
-        if (!in->response) continue;  // a notification: not ours to show here
+        if (!in->response) {
+            if (in->notification && onNotification) onNotification(*in->notification);
+            continue;
+        }
         if (in->response->id.json != id.json && in->response->id.json != "null") continue;
         if (in->response->error) return *in->response->error;
         if (!in->response->result)

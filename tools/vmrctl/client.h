@@ -9,6 +9,7 @@
 #include "rpc/protocol.h"
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,10 +21,13 @@ public:
     // Connect to the daemon's socket. Unavailable when nothing listens there.
     static Result<Client> connect(const std::string& path, std::chrono::milliseconds timeout);
 
-    // Send a request and wait for its response; notifications that arrive meanwhile are dropped.
+    // Send a request and wait for its response; notifications that arrive meanwhile (progress,
+    // output) go to `onNotification`, or are dropped without one.
     // Returns the raw JSON of `result`, or the daemon's error (kind, message, hint).
+    using NotificationFn = std::function<void(const rpc::Notification&)>;
     Result<std::string> call(std::string_view method, std::string_view paramsJson,
-                             std::chrono::milliseconds timeout = std::chrono::seconds(60));
+                             std::chrono::milliseconds timeout = std::chrono::seconds(60),
+                             const NotificationFn& onNotification = nullptr);
 
     // Next notification (for `vmrctl events`); nullopt when the daemon closed the connection.
     Result<std::optional<rpc::Notification>> nextNotification(

@@ -2,8 +2,12 @@
 
 #include "base/json.h"
 
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <optional>
 
@@ -24,12 +28,24 @@ struct Flag {
 
 // create's flags, vmctl's spelling; the JSON names are vm.create's params.
 const std::map<std::string, Flag, std::less<>> kCreateFlags = {
-    {"--name", {"name", false, true}},         {"--image", {"image", false, true}},
-    {"--vcpus", {"vcpus", true, true}},        {"--memory", {"memory", true, true}},
-    {"--disk", {"disk", true, true}},          {"--network", {"network", false, true}},
-    {"--kernel", {"kernel", false, true}},     {"--initrd", {"initrd", false, true}},
-    {"--cmdline", {"cmdline", false, true}},   {"--accel", {"accel", false, true}},
-    {"--firmware", {"firmware", false, true}}, {"--vnc", {"vnc", false, false}},
+    {"--name", {"name", false, true}},
+    {"--image", {"image", false, true}},
+    {"--vcpus", {"vcpus", true, true}},
+    {"--memory", {"memory", true, true}},
+    {"--disk", {"disk", true, true}},
+    {"--network", {"network", false, true}},
+    {"--kernel", {"kernel", false, true}},
+    {"--initrd", {"initrd", false, true}},
+    {"--cmdline", {"cmdline", false, true}},
+    {"--accel", {"accel", false, true}},
+    {"--firmware", {"firmware", false, true}},
+    {"--vnc", {"vnc", false, false}},
+    {"--image-url", {"image_url", false, true}},
+    {"--sha256", {"image_sha256", false, true}},
+    {"--ssh-key", {"ssh_authorized_keys", false, true}},
+    {"--ssh-user", {"ssh_user", false, true}},
+    {"--cloud-init", {"user_data", false, true}},
+    {"--hostname", {"hostname", false, true}},
     {"--start", {"", false, false}},
 };
 
@@ -40,6 +56,16 @@ std::optional<std::string> valueOf(const std::vector<std::string>& args, size_t&
     if (a.size() > flag.size() && a[flag.size()] == '=') return a.substr(flag.size() + 1);
     if (i + 1 >= args.size()) return std::nullopt;
     return args[++i];
+}
+
+// A file named on the command line (a public key, user-data): at most 1 MiB.
+Result<std::string> readSmallFile(const std::string& path, const std::string& flag)
+{
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return usage("create: " + flag + ": cannot read " + path + ": " + std::strerror(errno));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.size() > (1u << 20)) return usage("create: " + flag + ": " + path + " is larger than 1 MiB");
+    return text;
 }
 
 Result<Invocation> parseCreate(const std::vector<std::string>& args)
@@ -71,6 +97,21 @@ Result<Invocation> parseCreate(const std::vector<std::string>& args)
                 return usage("create: " + flag + " must be a positive whole number, not `" + *v + "`");
             }
             w.field(it->second.param, n);
+        } else if (flag == "--ssh-key" || flag == "--cloud-init") {
+            // Read here, with the caller's permissions, and sent as text (DESIGN.md, Security).
+            auto text = readSmallFile(*v, flag);
+            if (!text) return std::move(text).error();
+            if (flag == "--cloud-init") {
+                w.field(it->second.param, *text);
+            } else {
+                std::string line = *text;
+                while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+                if (line.rfind("-----BEGIN", 0) == 0 || line.find('\n') != std::string::npos)
+                    return usage(
+                        "create: --ssh-key takes a public key file (like ~/.ssh/id_ed25519.pub), and " + *v +
+                        " is not one");
+                w.key(it->second.param).beginArray().value(line).endArray();
+            }
         } else if (flag == "--firmware" && (*v == "uefi" || *v == "bios")) {
             w.field(it->second.param, *v);
         } else if (flag == "--image" || flag == "--kernel" || flag == "--initrd" || flag == "--firmware") {
@@ -85,7 +126,9 @@ Result<Invocation> parseCreate(const std::vector<std::string>& args)
         }
     }
     if (!seen["--name"]) return usage("create: --name is required");
-    if (!seen["--image"]) return usage("create: --image is required (a local disk image)");
+    if (seen["--image"] == seen["--image-url"])
+        return usage(
+            "create: give exactly one of --image (a local disk image) and --image-url (one to download)");
     w.endObject();
     inv.params = w.take();
     return inv;

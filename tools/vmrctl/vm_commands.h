@@ -1,6 +1,7 @@
 #pragma once
 
-// The VM lifecycle commands of vmrctl, parsed into a JSON-RPC call. Pure: no I/O.
+// The VM lifecycle commands of vmrctl, parsed into a JSON-RPC call. The only I/O: create reads
+// the files --ssh-key and --cloud-init name, as the caller.
 
 #include "base/result.h"
 

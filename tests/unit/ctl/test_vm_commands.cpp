@@ -2,7 +2,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <stdlib.h>
+
 #include <filesystem>
+#include <fstream>
 
 using vmr::ctl::parseVmCommand;
 
@@ -32,8 +35,12 @@ TEST_CASE("create sends local paths as absolute paths", "[vmrctl]")
 TEST_CASE("create's usage errors say what is wrong", "[vmrctl]")
 {
     CHECK(parseVmCommand({"create", "--image", "/x"}).error().message() == "create: --name is required");
-    CHECK(parseVmCommand({"create", "--name", "a"}).error().message().find("--image is required") !=
+    CHECK(parseVmCommand({"create", "--name", "a"}).error().message().find("exactly one of --image") !=
           std::string::npos);
+    CHECK(parseVmCommand({"create", "--name", "a", "--image", "/x", "--image-url", "http://h/i"})
+              .error()
+              .message()
+              .find("exactly one of --image") != std::string::npos);
     CHECK(parseVmCommand({"create", "--name", "a", "--image", "/x", "--vcpus", "two"}).error().message() ==
           "create: --vcpus must be a positive whole number, not `two`");
     CHECK(parseVmCommand({"create", "--name", "a", "--image", "/x", "--memory", "-5"})
@@ -44,6 +51,39 @@ TEST_CASE("create's usage errors say what is wrong", "[vmrctl]")
           "create: --name is given twice");
     CHECK(parseVmCommand({"create", "--bogus"}).error().message() == "create: unknown option `--bogus`");
     CHECK(parseVmCommand({"create", "--name"}).error().message() == "create: --name needs a value");
+}
+
+TEST_CASE("create reads --ssh-key and --cloud-init as the caller and sends their text", "[vmrctl]")
+{
+    char dir[] = "/tmp/vmrctl-test-XXXXXX";
+    REQUIRE(::mkdtemp(dir) != nullptr);
+    std::string pub = std::string(dir) + "/id.pub";
+    std::string ud = std::string(dir) + "/user-data";
+    std::string priv = std::string(dir) + "/id";
+    {
+        std::ofstream(pub) << "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB me@host\n";
+        std::ofstream(ud) << "#cloud-config\nhostname: x\n";
+        std::ofstream(priv)
+            << "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n";
+    }
+    auto inv = parseVmCommand({"create", "--name", "a", "--image-url", "https://h/i.qcow2", "--sha256",
+                               std::string(64, 'a'), "--ssh-key", pub, "--ssh-user", "admin"});
+    REQUIRE(inv.ok());
+    CHECK(inv->params == R"({"name":"a","image_url":"https://h/i.qcow2","image_sha256":")" +
+                             std::string(64, 'a') +
+                             R"(","ssh_authorized_keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB me@host"],)"
+                             R"("ssh_user":"admin"})");
+    auto raw = parseVmCommand({"create", "--name", "a", "--image", "/x", "--cloud-init", ud});
+    REQUIRE(raw.ok());
+    CHECK(raw->params.find(R"("user_data":"#cloud-config\nhostname: x\n")") != std::string::npos);
+    auto wrongKey = parseVmCommand({"create", "--name", "a", "--image", "/x", "--ssh-key", priv});
+    REQUIRE_FALSE(wrongKey.ok());
+    CHECK(wrongKey.error().message().find("public key file") != std::string::npos);
+    auto missing =
+        parseVmCommand({"create", "--name", "a", "--image", "/x", "--ssh-key", std::string(dir) + "/nope"});
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.error().message().find("cannot read") != std::string::npos);
+    std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("stop takes a timeout and force", "[vmrctl]")

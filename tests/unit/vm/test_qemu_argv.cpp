@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 using namespace vmr;
 using namespace vmr::vm;
 using V = std::vector<std::string>;
@@ -70,6 +72,22 @@ TEST_CASE("a full q35 VM under TCG")
         {"-vnc", "127.0.0.1:0,to=99"},
     });
     CHECK(buildQemuArgv("qemu-system-x86_64", s, paths()) == expected);
+}
+
+TEST_CASE("QMP on a listening socket vmrd passes as an fd")
+{
+    VmSpec s;
+    s.name = "fd";
+    s.id = "1a2b3c4d";
+    s.machineNone = true;
+    s.qmpListenFd = 3;
+    auto argv = buildQemuArgv("qemu", s, paths());
+    auto at = std::find(argv.begin(), argv.end(), "socket,id=qmp0,fd=3,server=on,wait=off");
+    REQUIRE(at != argv.end());
+    CHECK(*(at - 1) == "-chardev");
+    CHECK(*(at + 1) == "-mon");
+    CHECK(*(at + 2) == "chardev=qmp0,mode=control");
+    CHECK(std::find(argv.begin(), argv.end(), "-qmp") == argv.end());
 }
 
 TEST_CASE("UEFI: OVMF code read-only and the VM's own variable store as pflash")

@@ -1,0 +1,39 @@
+#pragma once
+
+// `vmrctl provision` (runs a VM's provisioning steps in vmrd, streaming their output) and
+// `vmrctl ssh` (checks the guest answers, then execs the system ssh with the VM's port, key,
+// user and pinned host key).
+
+#include "base/result.h"
+#include "client.h"
+
+#include <string>
+#include <vector>
+
+namespace vmr::ctl {
+
+// args[0] is "provision": NAME [--shell CMD]... [--script FILE]... [--file SRC:DST]...
+// (steps given here replace the VM's own). Returns the exit code.
+int runProvision(Client& client, const std::vector<std::string>& args, bool json);
+
+// The vm.provision params for args[0] == "provision"; local paths made absolute.
+Result<std::string> provisionParams(const std::vector<std::string>& args);
+
+struct SshTarget {
+    std::string name;
+    std::string user;                  // --user, else the VM's
+    std::string key;                   // --key, else the VM's generated key
+    std::vector<std::string> command;  // after `--`
+};
+Result<SshTarget> parseSsh(const std::vector<std::string>& args);
+
+// The argv of the system ssh for a VM's status (JSON of vm.status) and the known_hosts file
+// that pins its host key (empty: none known yet, the first key seen is accepted and kept).
+Result<std::vector<std::string>> sshArgv(const SshTarget& t, const std::string& statusJson,
+                                         const std::string& knownHostsFile);
+
+// Wait until 127.0.0.1:port greets with "SSH-" (the guest's sshd is up), then exec ssh.
+// Returns only on failure (exit code).
+int runSsh(Client& client, const std::vector<std::string>& args);
+
+}  // namespace vmr::ctl
