@@ -194,7 +194,13 @@ Cache::Cache(reactor::Reactor& r, CacheConfig config) : reactor_(r), config_(std
 Cache::~Cache()
 {
     *alive_ = false;
-    auto inflight = std::move(inflight_);
+    cancelAll();
+    inflight_.clear();
+}
+
+void Cache::cancelAll()
+{
+    auto inflight = inflight_;  // cancel() may end a download, which erases it
     for (auto& [url, in] : inflight) in->cancel.cancel();
 }
 

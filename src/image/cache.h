@@ -109,7 +109,10 @@ public:
 
     const CacheConfig& config() const noexcept { return config_; }
     reactor::Reactor& reactor() const noexcept { return reactor_; }
-    // True when no download runs (tests wait for this before destroying the reactor).
+    // Stop every download (callers get Cancelled). For shutdown: call it, then run the reactor
+    // until idle() so that each vmr-fetch is reaped and its .part removed.
+    void cancelAll();
+    // True when no download runs.
     bool idle() const noexcept { return inflight_.empty(); }
 
 private:

@@ -522,3 +522,26 @@ TEST_CASE("vmr-fetch is looked for next to the program, else in PATH")
     // The test binary has no vmr-fetch beside it.
     CHECK(defaultFetchProgram() == "vmr-fetch");
 }
+
+TEST_CASE("cancelAll stops every download and keeps nothing")
+{
+    HttpServer server;
+    server.addFile("one.img", randomBytes(1 << 20, 14));
+    server.addFile("two.img", randomBytes(1 << 20, 15));
+    Fixture f;
+    Cache::PullRequest a, b;
+    a.url = server.url("slow", "one.img");
+    b.url = server.url("slow", "two.img");
+    bool started = false;
+    auto ta = f.cache->pull(
+        a, [&](const Progress& p) { started = started || p.received > 0; }, nullptr);
+    auto tb = f.cache->pull(b, nullptr, nullptr);
+    ta.start();
+    tb.start();
+    REQUIRE(f.reactor->runUntil([&] { return started; }, 20s));
+    f.cache->cancelAll();
+    REQUIRE(f.reactor->runUntil([&] { return ta.done() && tb.done() && f.cache->idle(); }, 20s));
+    CHECK(ta.result().error().kind() == ErrorKind::Cancelled);
+    CHECK(tb.result().error().kind() == ErrorKind::Cancelled);
+    CHECK(f.files().empty());
+}

@@ -135,7 +135,8 @@ private:
                             .after = [](rpc::Server& s, uint64_t conn,
                                         const rpc::Params&) { s.subscribe(conn, {"image.progress"}, ""); }});
             ready_ = true;
-            (*r)->runUntil([this] { return stop_.load(); }, 120s);
+            // Short turns: nothing on the loop wakes it when stop_ is set from the test's thread.
+            while (!stop_) (*r)->runUntil([this] { return stop_.load(); }, 50ms);
             server.shutdown();
             (*r)->runUntil([&] { return cache.idle(); }, 10s);
         }
