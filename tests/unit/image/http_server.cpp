@@ -77,15 +77,23 @@ HttpServer::HttpServer(const TestCert* cert) : tls_(cert != nullptr)
         // Send bytes [offset, offset+length) of the answer, cut after half of it when `cut`.
         bool cut = kind == "truncated" || ((kind == "flaky" || kind == "norange") && count == 1);
         bool slow = kind == "slow";
-        if (kind != "files" && kind != "truncated" && kind != "flaky" && kind != "norange" && !slow) {
+        bool stall = kind == "stall";
+        if (kind != "files" && kind != "truncated" && kind != "flaky" && kind != "norange" && !slow &&
+            !stall) {
             res.status = 404;
             return;
         }
         auto limit = std::make_shared<std::optional<size_t>>();
         res.set_content_provider(
             data->size(), "application/octet-stream",
-            [this, data, cut, slow, limit](size_t offset, size_t length, httplib::DataSink& sink) {
-                if (!*limit) *limit = cut ? offset + length / 2 : offset + length;
+            [this, data, cut, slow, stall, limit](size_t offset, size_t length, httplib::DataSink& sink) {
+                if (!*limit) *limit = (cut || stall) ? offset + length / 2 : offset + length;
+                if (stall && offset >= **limit) {
+                    // Keep the connection open and silent until the client gives up.
+                    for (int i = 0; i < 600 && !stopping_ && sink.is_writable(); ++i)
+                        std::this_thread::sleep_for(50ms);
+                    return false;
+                }
                 if (offset >= **limit || stopping_) return false;
                 size_t n = std::min({length, **limit - offset, size_t{slow ? 16384u : 65536u}});
                 if (slow) std::this_thread::sleep_for(20ms);

@@ -7,6 +7,7 @@
 //   /flaky/NAME      the first request is cut after half; later ones are served (with Range)
 //   /norange/NAME    like flaky, but Range is ignored: every answer is the whole file (200)
 //   /slow/NAME       16 KiB every 20 ms
+//   /stall/NAME      sends half of what was asked, then nothing (the connection stays open)
 //   /redirect/NAME   302 to /files/NAME
 // Anything else is 404. It counts requests per path and remembers the Range headers it saw.
 

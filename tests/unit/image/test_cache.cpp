@@ -81,7 +81,7 @@ struct Fixture {
     std::unique_ptr<Cache> cache;
     std::vector<Progress> progress;
 
-    explicit Fixture(std::string caFile = {})
+    explicit Fixture(std::string caFile = {}, reactor::Duration readTimeout = 10s)
     {
         char tmpl[] = "/tmp/vmr-cache-XXXXXX";
         REQUIRE(::mkdtemp(tmpl) != nullptr);
@@ -93,7 +93,7 @@ struct Fixture {
         cfg.dir = dir + "/images";
         cfg.fetchProgram = fetchProgram();
         cfg.caFile = std::move(caFile);
-        cfg.readTimeout = 10s;
+        cfg.readTimeout = readTimeout;
         cfg.connectTimeout = 5s;
         cfg.progressInterval = 10ms;
         cache = std::make_unique<Cache>(*reactor, cfg);
@@ -544,4 +544,57 @@ TEST_CASE("cancelAll stops every download and keeps nothing")
     CHECK(ta.result().error().kind() == ErrorKind::Cancelled);
     CHECK(tb.result().error().kind() == ErrorKind::Cancelled);
     CHECK(f.files().empty());
+}
+
+TEST_CASE("a server that stops sending fails the download after the read timeout and retries")
+{
+    HttpServer server;
+    server.addFile("stuck.img", randomBytes(256 * 1024, 16));
+    Fixture f({}, 1s);
+    auto r = f.pull(server.url("stall", "stuck.img"));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == ErrorKind::DownloadFailed);
+    CHECK_THAT(r.error().message(), Catch::Contains("connection broke"));
+    CHECK(server.requests("/stall/stuck.img") == 4);
+    CHECK(f.files().empty());
+}
+
+TEST_CASE("vmr-fetch never overwrites a file and checks its arguments")
+{
+    auto r = Reactor::create();
+    REQUIRE(r);
+    char tmpl[] = "/tmp/vmr-fetchargs-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    std::string out = std::string(tmpl) + "/exists.img";
+    std::ofstream(out) << "precious";
+    auto runFetch = [&](std::vector<std::string> argv) {
+        reactor::SpawnOptions opts;
+        opts.argv = std::move(argv);
+        auto t = reactor::run(**r, std::move(opts), 30s);
+        t.start();
+        REQUIRE((*r)->runUntil([&] { return t.done(); }, 30s));
+        auto res = t.result();
+        REQUIRE(res);
+        return std::move(*res);
+    };
+    auto kept = runFetch({fetchProgram(), "--url", "http://127.0.0.1:1/a.img", "--output", out});
+    CHECK(kept.status.code == 1);
+    auto ev = parseFetchEvent(kept.out.substr(0, kept.out.find('\n')));
+    REQUIRE(ev);
+    CHECK(ev->type == FetchEvent::Type::Error);
+    CHECK_THAT(ev->message, Catch::Contains("already exists"));
+    CHECK(readAll(out) == "precious");
+
+    auto noUrl = runFetch({fetchProgram(), "--output", std::string(tmpl) + "/x"});
+    CHECK(noUrl.status.code == 2);
+    CHECK_THAT(noUrl.err, Catch::Contains("--url is required"));
+    auto badSha = runFetch(
+        {fetchProgram(), "--url", "http://h/a", "--output", std::string(tmpl) + "/x", "--sha256", "12"});
+    CHECK(badSha.status.code == 2);
+    CHECK_THAT(badSha.err, Catch::Contains("64 hexadecimal digits"));
+    auto badUrl = runFetch({fetchProgram(), "--url", "ftp://h/a", "--output", std::string(tmpl) + "/y"});
+    CHECK(badUrl.status.code == 1);
+    CHECK_THAT(badUrl.out, Catch::Contains("not an http"));
+    CHECK_FALSE(std::filesystem::exists(std::string(tmpl) + "/y"));
+    std::filesystem::remove_all(tmpl);
 }
