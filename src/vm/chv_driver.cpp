@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -46,26 +45,14 @@ bool isFile(const std::string& path, int mode)
     return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), mode) == 0;
 }
 
-// The binary as an absolute path or a name in PATH; NotFound with a hint otherwise.
+// The binary as a path or a name in PATH; NotFound with a hint otherwise.
 Result<void> findBinary(const std::string& binary)
 {
     const std::string hint = "Install cloud-hypervisor, or set chv.binary in vmrd.toml to its path";
     if (binary.empty()) return Error(ErrorKind::Config, "The cloud-hypervisor binary is not set", hint);
-    if (binary.find('/') != std::string::npos) {
-        if (isFile(binary, X_OK)) return success();
-        return Error(ErrorKind::NotFound, binary + " is not an executable file", hint);
-    }
-    const char* env = std::getenv("PATH");
-    std::string path = env != nullptr ? env : "/usr/local/bin:/usr/bin:/bin";
-    size_t pos = 0;
-    while (pos <= path.size()) {
-        size_t end = path.find(':', pos);
-        if (end == std::string::npos) end = path.size();
-        std::string dir = path.substr(pos, end - pos);
-        if (!dir.empty() && isFile(dir + "/" + binary, X_OK)) return success();
-        pos = end + 1;
-    }
-    return Error(ErrorKind::NotFound, binary + " not found in PATH", hint);
+    auto found = reactor::findProgram(binary);
+    if (!found) return Error(found.error().kind(), found.error().message(), hint);
+    return success();
 }
 
 }  // namespace

@@ -554,7 +554,8 @@ TEST_CASE("checks before anything is created: network, binary, firmware, KVM")
     CHECK(e.message() == "vmr-no-such-cloud-hypervisor not found in PATH");
     CHECK(e.hint() == "Install cloud-hypervisor, or set chv.binary in vmrd.toml to its path");
     missing.binary = h.dir.path() + "/vmlinux";  // exists, not executable
-    CHECK(refused(missing).message() == h.dir.path() + "/vmlinux is not an executable file");
+    CHECK(refused(missing).message() ==
+          h.dir.path() + "/vmlinux does not exist or is not an executable file");
 
     auto fw = cfg;
     fw.spec.kernel.clear();
