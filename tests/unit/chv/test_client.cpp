@@ -263,3 +263,79 @@ TEST_CASE("tap fds go along with the request (SCM_RIGHTS)")
     CHECK(res->status == 200);
     CHECK(res->body == R"({"id":"net0","bdf":"0000:00:05.0"})");
 }
+
+TEST_CASE("fake-chv is strict: what the schema or cloud-hypervisor refuses is a 400")
+{
+    auto r = makeReactor();
+    FakeVmm vmm(*r);
+    Client c(*r, vmm.api());
+    waitUp(*r, c);
+    const std::string k = R"("payload":{"kernel":"/k"})";
+    struct Bad {
+        std::string body;
+        std::string why;
+    };
+    auto bad = GENERATE_COPY(
+        Bad{"", "Missing VM configuration"}, Bad{"{", "Error parsing JSON"},
+        Bad{R"({"cpus":{"boot_vcpus":1,"max_vcpus":1}})", "missing field `payload`"},
+        Bad{"{" + k + R"(,"cpus":{"boot_vcpus":1}})", "missing field `max_vcpus`"},
+        Bad{"{" + k + R"(,"cpus":{"boot_vcpus":2,"max_vcpus":1}})", "max_vcpus is lower than boot_vcpus"},
+        Bad{"{" + k + R"(,"memory":{"size":"1G"}})", "VmConfig.memory.size: invalid type"},
+        Bad{"{" + k + R"(,"memory":{}})", "missing field `size`"},
+        Bad{"{" + k + R"(,"serial":{"mode":"socket"}})", "unknown variant `socket`"},
+        Bad{"{" + k + R"(,"serial":{"mode":"Socket"}})", "Socket mode needs a socket path"},
+        Bad{"{" + k + R"(,"console":{"mode":"Socket","socket":"/s"}})",
+            "No socket option support for console"},
+        Bad{"{" + k + R"(,"disks":[{"path":"/a","image_type":"qcow2"}]})", "unknown variant `qcow2`"},
+        Bad{"{" + k + R"(,"disks":[{"path":"/a","id":"x"},{"path":"/b","id":"x"}]})",
+            "identifier x is not unique"},
+        Bad{"{" + k + R"(,"disks":[{"readonly":true}]})", "a disk needs a path"},
+        Bad{"{" + k + R"(,"net":[{"tap":"t","mac":"52:54:00:12:34"}]})", "invalid MAC address"},
+        Bad{"{" + k + R"(,"rng":{}})", "missing field `src`"},
+        Bad{"{" + k + R"(,"payload":{}})", "duplicate field"},
+        Bad{"{" + k + R"(,"cpus":{"boot_vcpus":1,"max_vcpus":1,"turbo":true}})", "unknown field `turbo`"},
+        Bad{R"({"payload":{}})", "a kernel or a firmware is required"},
+        Bad{"[]", "expected struct VmConfig"});
+    CAPTURE(bad.body);
+    auto res = finish(*r, c.put("vm.create", bad.body));
+    REQUIRE_FALSE(res);
+    CHECK(res.error().kind() == ErrorKind::InvalidArgument);
+    CHECK(res.error().what().find(bad.why) != std::string::npos);
+    CHECK(finish(*r, c.info()).error().kind() == ErrorKind::NotFound);  // nothing was created
+}
+
+TEST_CASE("the VmConfig vmr builds passes fake-chv's schema, and boot checks the files")
+{
+    auto r = makeReactor();
+    FakeVmm vmm(*r);
+    Client c(*r, vmm.api());
+    waitUp(*r, c);
+    VmConfigSpec spec;
+    spec.vcpus = 2;
+    spec.memoryMib = 128;
+    spec.firmware = vmm.dir() + "/hypervisor-fw";
+    spec.overlay = vmm.dir() + "/overlay.qcow2";
+    spec.seedIso = vmm.dir() + "/seed.iso";
+    spec.tap = "vmr-no-such-tap";
+    spec.mac = "52:54:00:12:34:56";
+    spec.serialSocket = vmm.dir() + "/serial";
+    auto body = buildVmConfig(spec);
+    REQUIRE(body);
+    REQUIRE(finish(*r, c.put("vm.create", *body)));
+    auto info = finish(*r, c.info());
+    REQUIRE(info);
+    CHECK(info->configJson == *body);
+
+    auto noFirmware = finish(*r, c.put("vm.boot"));
+    REQUIRE_FALSE(noFirmware);
+    CHECK(noFirmware.error().what().find("Cannot open the firmware") != std::string::npos);
+    for (const auto& f : {spec.firmware, spec.overlay, spec.seedIso}) {
+        std::FILE* file = std::fopen(f.c_str(), "w");
+        REQUIRE(file != nullptr);
+        std::fclose(file);
+    }
+    auto noTap = finish(*r, c.put("vm.boot"));
+    REQUIRE_FALSE(noTap);
+    CHECK(noTap.error().what().find("cannot create tap devices") != std::string::npos);
+    CHECK(finish(*r, c.info())->state == VmRunState::Created);
+}
