@@ -127,7 +127,8 @@ TEST_CASE("image methods: pull with progress events, list, inspect, remove")
     CHECK_THAT(f.events.back(), Catch::Contains("\"received\":262144,\"total\":262144"));
 
     auto listed = f.call("image.list", "{}");
-    CHECK_THAT(listed, Catch::Contains("{\"images\":[{\"path\":\"" + f.dir + "/images/d1\",\"version\":1,\"name\":\"d1\""));
+    CHECK_THAT(listed, Catch::Contains("{\"images\":[{\"path\":\"" + f.dir +
+                                       "/images/d1\",\"version\":1,\"name\":\"d1\""));
 
     auto byName = f.call("image.inspect", "{\"path\":\"d1\"}");
     CHECK_THAT(byName, Catch::Contains("\"format\":\"raw\",\"virtual_size\":262144"));
