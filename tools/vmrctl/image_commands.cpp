@@ -175,10 +175,18 @@ int runPull(const ImageInvocation& inv, const ImageIo& io)
     });
     ProgressView view(terminal);
     simdjson::dom::parser parser;
-    while (watcher && !finished) {
-        auto n = watcher->nextNotification(200ms);
+    // Until the reply came, and then the events already on their way (they come on another
+    // connection, so they may arrive after the reply).
+    bool draining = false;
+    auto drainUntil = ProgressMeter::Clock::time_point::max();
+    while (watcher && ProgressMeter::Clock::now() < drainUntil) {
+        if (finished && !draining) {
+            draining = true;
+            drainUntil = ProgressMeter::Clock::now() + 1s;
+        }
+        auto n = watcher->nextNotification(draining ? 50ms : 200ms);
         if (!n) {
-            if (n.error().kind() == ErrorKind::Timeout) continue;
+            if (n.error().kind() == ErrorKind::Timeout && !draining) continue;
             break;  // no more progress; the pull goes on
         }
         if (!*n) break;
