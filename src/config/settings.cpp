@@ -38,6 +38,7 @@ enum class ValueKind {
     Choice,     // one of `choices`
     Integer,    // unsigned integer in [min, max]
     PortRange,  // "FIRST-LAST"
+    Boolean,
 };
 
 struct KeySpec {
@@ -46,6 +47,7 @@ struct KeySpec {
     std::string* (*str)(Settings&) = nullptr;
     uint64_t* (*num)(Settings&) = nullptr;
     PortRange* (*range)(Settings&) = nullptr;
+    bool* (*flag)(Settings&) = nullptr;
     std::span<const std::string_view> choices = {};
     uint64_t min = 0;
     uint64_t max = 0;
@@ -100,6 +102,10 @@ const std::array kKeys = {
             .kind = ValueKind::Choice,
             .str = [](Settings& s) { return &s.qemu.machine; },
             .choices = kMachines},
+    KeySpec{.key = "chv.binary", .kind = ValueKind::String, .str = [](Settings& s) { return &s.chv.binary; }},
+    KeySpec{.key = "chv.require_kvm",
+            .kind = ValueKind::Boolean,
+            .flag = [](Settings& s) { return &s.chv.requireKvm; }},
     KeySpec{.key = "network.ssh_port_range",
             .kind = ValueKind::PortRange,
             .range = [](Settings& s) { return &s.network.sshPortRange; }},
@@ -273,6 +279,12 @@ Result<void> applyKey(const KeySpec& spec, const toml::node& node, Settings& s, 
             }
             return keyError(file, pos, spec.key,
                             "expected one of " + joinChoices(spec.choices) + ", " + got(node));
+        }
+        case ValueKind::Boolean: {
+            const auto* b = node.as_boolean();
+            if (!b) return keyError(file, pos, spec.key, "expected true or false, " + got(node));
+            *spec.flag(s) = b->get();
+            return success();
         }
         case ValueKind::Integer: {
             const auto* i = node.as_integer();

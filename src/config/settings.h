@@ -66,6 +66,12 @@ struct Settings {
         std::string machine = "q35";
     } qemu;
 
+    struct Chv {
+        std::string binary = "cloud-hypervisor";
+        // cloud-hypervisor needs KVM; false skips the check, only for its stand-in (fake-chv).
+        bool requireKvm = true;
+    } chv;
+
     struct Network {
         PortRange sshPortRange{10022, 10999};
     } network;

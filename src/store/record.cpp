@@ -25,13 +25,16 @@ constexpr std::array<std::string_view, 3> kNetworks = {"user", "tap", "none"};
 constexpr std::array<std::string_view, 3> kAccels = {"auto", "kvm", "tcg"};
 
 // Every key of version 1, in the order toJson writes them.
-constexpr std::array<std::string_view, 25> kKnownKeys = {
-    "version",    "name",     "id",       "backend",     "created",      "image",   "vcpus",
-    "memory_mib", "disk_gib", "network",  "kernel",      "initrd",       "cmdline", "accel",
-    "firmware",   "vnc",      "seed",     "state",       "state_reason", "pid",     "pid_start_time",
-    "ssh_port",   "mac",      "vnc_port", "accel_in_use"};
+constexpr std::array<std::string_view, 31> kKnownKeys = {
+    "version",    "name",     "id",           "backend",      "created",      "image",    "vcpus",
+    "memory_mib", "disk_gib", "network",      "kernel",       "initrd",       "cmdline",  "accel",
+    "firmware",   "vnc",      "seed",         "state",        "state_reason", "pid",      "pid_start_time",
+    "ssh_port",   "mac",      "vnc_port",     "accel_in_use", "image_url",    "ssh_user", "host_key",
+    "provision",  "vmfile",   "vmfile_sha256"};
 // Keys added after version 1 was first written: a record without them takes the default.
-constexpr std::array<std::string_view, 4> kLaterKeys = {"firmware", "vnc", "seed", "accel_in_use"};
+constexpr std::array<std::string_view, 10> kLaterKeys = {
+    "firmware", "vnc",      "seed",      "accel_in_use", "image_url",
+    "ssh_user", "host_key", "provision", "vmfile",       "vmfile_sha256"};
 
 bool isKnownKey(std::string_view k)
 {
@@ -299,6 +302,16 @@ std::string toJson(const VmRecord& r)
     writeNullableString(w, "mac", r.mac);
     writeOptional(w, "vnc_port", r.vncPort);
     writeNullableString(w, "accel_in_use", r.accelInUse);
+    writeNullableString(w, "image_url", r.imageUrl);
+    writeNullableString(w, "ssh_user", r.sshUser);
+    writeNullableString(w, "host_key", r.hostKey);
+    w.key("provision");
+    if (r.provision.empty())
+        w.null();
+    else
+        w.raw(r.provision);
+    writeNullableString(w, "vmfile", r.vmfile);
+    writeNullableString(w, "vmfile_sha256", r.vmfileSha256);
     for (const auto& [k, raw] : r.extra) {
         if (isKnownKey(k)) continue;  // a known key always comes from its field
         w.key(k).raw(raw);
@@ -416,6 +429,24 @@ Result<VmRecord> recordFromJson(std::string_view text)
         if (!r.accelInUse.empty() && r.accelInUse != "kvm" && r.accelInUse != "tcg")
             return fieldError("accel_in_use",
                               "expected \"kvm\", \"tcg\" or null, got " + json::quote(r.accelInUse));
+    }
+    for (auto [key, field] : {std::pair<const char*, std::string*>{"image_url", &r.imageUrl},
+                              {"ssh_user", &r.sshUser},
+                              {"host_key", &r.hostKey},
+                              {"vmfile", &r.vmfile},
+                              {"vmfile_sha256", &r.vmfileSha256}}) {
+        if (later(key)) continue;
+        VMR_FIELD(s, f.nullableString(key));
+        *field = s.value_or("");
+    }
+    if (!later("provision")) {
+        auto e = f.get("provision");
+        if (!e) return std::move(e).error();
+        if (!e->is_null()) {
+            if (!e->is_array())
+                return fieldError("provision", "expected an array of steps or null, got " + describe(*e));
+            r.provision = simdjson::to_string(*e);
+        }
     }
 #undef VMR_FIELD
     return r;

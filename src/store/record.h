@@ -33,8 +33,17 @@ struct VmRecord {
     std::string accel;  // empty (the daemon's default), "auto", "kvm" or "tcg"
     // Empty: QEMU's BIOS (SeaBIOS); "uefi": OVMF as installed; otherwise a firmware file.
     std::string firmware;
-    bool vnc = false;  // a VNC server on 127.0.0.1, first free display
-    std::string seed;  // the cloud-init seed ISO attached read-only; empty: none
+    bool vnc = false;      // a VNC server on 127.0.0.1, first free display
+    std::string seed;      // the cloud-init seed ISO attached read-only; empty: none
+    std::string imageUrl;  // where the image was downloaded from; empty: a local image
+    std::string sshUser;   // the guest user vmrd and `vmrctl ssh` log in as; empty: "vm"
+    // The guest's SSH host key, "ssh-ed25519 AAAA...": generated and injected by vmrd, or
+    // pinned at first use (raw user-data). Empty: not known yet.
+    std::string hostKey;
+    // The provisioning steps, a JSON array as vm.create took it (docs/provisioning.md); empty: none.
+    std::string provision;
+    std::string vmfile;        // the VMFile.kdl this VM was created from; empty: none
+    std::string vmfileSha256;  // that file's SHA-256 when the VM was created from it
 
     // Runtime.
     std::string state = "preparing";

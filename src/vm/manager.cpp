@@ -98,8 +98,29 @@ Manager::Paths Manager::pathsOf(const store::VmRecord& rec) const
     p.overlay = p.workDir + "/" + kOverlayName;
     p.seed = rec.seed;
     if (rec.firmware == "uefi") p.uefiVars = p.workDir + "/" + kUefiVarsName;
-    p.runtime = runtimePaths(layout, rec.name, rec.id);
+    p.runtime = rec.backend == "chv" ? chvRuntimePaths(layout, rec.name, rec.id)
+                                     : runtimePaths(layout, rec.name, rec.id);
     return p;
+}
+
+VmSpec Manager::specOf(const store::VmRecord& rec) const
+{
+    VmSpec spec;
+    spec.name = rec.name;
+    spec.id = rec.id;
+    spec.vcpus = rec.vcpus;
+    spec.memoryMib = rec.memoryMib;
+    spec.overlay = store_.layout().vmDir(rec.name) + "/" + kOverlayName;
+    spec.kernel = rec.kernel;
+    spec.initrd = rec.initrd;
+    spec.cmdline = rec.cmdline;
+    spec.seedIso = rec.seed;
+    spec.vnc = rec.vnc;
+    // The record was validated when it was written or read: its network is a known mode.
+    spec.network = net::parseNetMode(rec.network).valueOr(net::NetMode::None);
+    spec.mac = rec.mac;
+    if (spec.network == net::NetMode::User) spec.sshPort = rec.sshPort;
+    return spec;
 }
 
 Result<QemuDriverConfig> Manager::driverConfig(const store::VmRecord& rec, Accel accel) const
@@ -107,16 +128,7 @@ Result<QemuDriverConfig> Manager::driverConfig(const store::VmRecord& rec, Accel
     const store::Layout& layout = store_.layout();
     QemuDriverConfig cfg;
     cfg.binary = settings_.qemu.binary;
-    cfg.spec.name = rec.name;
-    cfg.spec.id = rec.id;
-    cfg.spec.vcpus = rec.vcpus;
-    cfg.spec.memoryMib = rec.memoryMib;
-    cfg.spec.overlay = layout.vmDir(rec.name) + "/" + kOverlayName;
-    cfg.spec.kernel = rec.kernel;
-    cfg.spec.initrd = rec.initrd;
-    cfg.spec.cmdline = rec.cmdline;
-    cfg.spec.seedIso = rec.seed;
-    cfg.spec.vnc = rec.vnc;
+    cfg.spec = specOf(rec);
     auto fw = resolveFirmware(rec.firmware);
     if (!fw) return Unexpected(std::move(fw).error());
     cfg.spec.firmware = fw->bios;
@@ -126,17 +138,36 @@ Result<QemuDriverConfig> Manager::driverConfig(const store::VmRecord& rec, Accel
     }
     cfg.spec.accel = accel;
     cfg.spec.machineNone = settings_.qemu.machine == "none";
-    // The record was validated when it was written or read: its network is a known mode.
-    cfg.spec.network = net::parseNetMode(rec.network).valueOr(net::NetMode::None);
-    cfg.spec.mac = rec.mac;
-    if (cfg.spec.network == net::NetMode::User) cfg.spec.sshPort = rec.sshPort;
     cfg.paths = runtimePaths(layout, rec.name, rec.id);
+    return cfg;
+}
+
+ChvDriverConfig Manager::chvConfig(const store::VmRecord& rec) const
+{
+    ChvDriverConfig cfg;
+    cfg.binary = settings_.chv.binary;
+    cfg.requireKvm = settings_.chv.requireKvm;
+    cfg.spec = specOf(rec);
+    cfg.spec.firmware = rec.firmware;  // cloud-hypervisor takes a firmware file (checked at create)
+    cfg.spec.accel = Accel::Kvm;
+    cfg.paths = chvRuntimePaths(store_.layout(), rec.name, rec.id);
+    cfg.apiSocket = store_.layout().runtimeSocket(rec.id, "api");
     return cfg;
 }
 
 Result<void> Manager::attachDriver(const std::shared_ptr<Entry>& e, std::optional<Accel> accel)
 {
     VmState initial = parseState(e->record.state).valueOr(VmState::Stopped);
+    Entry* raw = e.get();
+    auto report = [this, raw](VmState from, VmState to, const std::string& reason) {
+        onDriverState(*raw, from, to, reason);
+    };
+    if (e->record.backend == "chv") {
+        e->driver = std::make_unique<ChvDriver>(reactor_, chvConfig(e->record), initial);
+        e->accel = accel ? std::optional<Accel>(Accel::Kvm) : std::nullopt;
+        e->driver->onStateChange(report);
+        return success();
+    }
     auto cfg = driverConfig(e->record, accel.value_or(Accel::Tcg));
     if (!cfg) {
         if (accel) return Unexpected(std::move(cfg).error());
@@ -150,10 +181,7 @@ Result<void> Manager::attachDriver(const std::shared_ptr<Entry>& e, std::optiona
     e->driver = std::make_unique<QemuDriver>(reactor_, std::move(*cfg), initial);
     e->accel = accel;
     // The driver belongs to the entry: the entry outlives every call of this callback.
-    Entry* raw = e.get();
-    e->driver->onStateChange([this, raw](VmState from, VmState to, const std::string& reason) {
-        onDriverState(*raw, from, to, reason);
-    });
+    e->driver->onStateChange(report);
     return success();
 }
 
@@ -298,12 +326,38 @@ Task<Result<store::VmRecord>> Manager::create(CreateSpec spec)
             co_return Error(ErrorKind::NotFound, "Boot file " + *file + " does not exist",
                             "Give the path of an existing kernel and initrd");
     }
-    auto firmware = resolveFirmware(spec.firmware);
+    if (spec.backend != "qemu" && spec.backend != "chv")
+        co_return Error(ErrorKind::InvalidArgument, "Unknown backend \"" + spec.backend + "\"",
+                        "Use \"qemu\" or \"chv\" (cloud-hypervisor)");
+    Firmware noFirmware;
+    auto firmware = spec.backend == "chv" ? Result<Firmware>(noFirmware) : resolveFirmware(spec.firmware);
     if (!firmware) co_return Unexpected(std::move(firmware).error());
-    // The hypervisor must be there before anything is made for it.
-    if (auto qemu = reactor::findProgram(settings_.qemu.binary); !qemu)
+    if (spec.backend == "chv") {
+        if (*mode == net::NetMode::User)
+            co_return Error(
+                ErrorKind::Unsupported, "cloud-hypervisor has no user-mode networking",
+                "Use --network none (or tap, once supported), or --backend qemu for user networking");
+        if (spec.firmware == "uefi" || spec.firmware == "bios")
+            co_return Error(ErrorKind::InvalidArgument,
+                            "cloud-hypervisor takes a firmware file, not \"" + spec.firmware + "\"",
+                            "Give the path of rust-hypervisor-firmware or a CLOUDHV OVMF build, or a kernel");
+        // Binary, KVM, firmware and boot files: all checked before anything is made.
+        store::VmRecord probe;
+        probe.name = name;
+        probe.id = "00000000";
+        probe.backend = "chv";
+        probe.kernel = spec.kernel;
+        probe.initrd = spec.initrd;
+        probe.cmdline = spec.cmdline;
+        probe.firmware = spec.firmware;
+        probe.network = std::string(net::netModeName(*mode));
+        ChvDriver check(reactor_, chvConfig(probe), VmState::Preparing);
+        VMR_CO_TRY(check.preflight());
+    } else if (auto qemu = reactor::findProgram(settings_.qemu.binary); !qemu) {
+        // The hypervisor must be there before anything is made for it.
         co_return Error(ErrorKind::ToolMissing, "QEMU is not installed: " + qemu.error().message(),
                         QemuDriver::kQemuMissingHint);
+    }
 
     store::VmRecord rec;
     rec.name = name;
@@ -327,6 +381,7 @@ Task<Result<store::VmRecord>> Manager::create(CreateSpec spec)
     rec.initrd = spec.initrd;
     rec.cmdline = spec.cmdline;
     rec.accel = spec.accel;
+    rec.backend = spec.backend;
     rec.firmware = spec.firmware == "bios" ? "" : spec.firmware;
     rec.vnc = spec.vnc;
     rec.imageUrl = spec.imageUrl;

@@ -13,6 +13,7 @@
 #include "store/record.h"
 #include "store/store.h"
 #include "vm/accel.h"
+#include "vm/chv_driver.h"
 #include "vm/qemu_driver.h"
 
 #include <cstdint>
@@ -76,6 +77,7 @@ public:
         std::string provision;  // steps, a JSON array (normalizeSteps); empty: none
         std::string vmfile;     // the VMFile it came from, and that file's SHA-256
         std::string vmfileSha256;
+        std::string backend = "qemu";  // "qemu" | "chv"
     };
     // A new VM in state "prepared": folder, qcow2 overlay on the image, record. On any failure
     // nothing is left on disk and no port is held.
@@ -134,7 +136,9 @@ private:
     reactor::Task<void> adoptOne(std::shared_ptr<Entry> e, std::shared_ptr<AdoptProgress> progress);
 
     Result<std::shared_ptr<Entry>> lookup(std::string_view name) const;
+    VmSpec specOf(const store::VmRecord& rec) const;  // what both drivers share
     Result<QemuDriverConfig> driverConfig(const store::VmRecord& rec, Accel accel) const;
+    ChvDriverConfig chvConfig(const store::VmRecord& rec) const;
     // `accel`: empty for a driver that only watches (adoption, a VM that is not running).
     Result<void> attachDriver(const std::shared_ptr<Entry>& e, std::optional<Accel> accel);
     void onDriverState(Entry& e, VmState from, VmState to, const std::string& reason);

@@ -146,12 +146,12 @@ Task<Result<std::string>> provisionVm(rpc::Server& server, vm::Manager& m, rpc::
 
 Result<CreateParams> parseCreateParams(const rpc::Params& p)
 {
-    VMR_TRY(p.allowOnly({"name",         "image",    "image_url", "image_sha256",
-                         "vcpus",        "memory",   "disk",      "network",
-                         "kernel",       "initrd",   "cmdline",   "accel",
-                         "firmware",     "vnc",      "ssh_user",  "ssh_authorized_keys",
-                         "user_data",    "hostname", "provision", "vmfile",
-                         "vmfile_sha256"}));
+    VMR_TRY(p.allowOnly({"name",          "image",    "image_url", "image_sha256",
+                         "vcpus",         "memory",   "disk",      "network",
+                         "kernel",        "initrd",   "cmdline",   "accel",
+                         "firmware",      "vnc",      "ssh_user",  "ssh_authorized_keys",
+                         "user_data",     "hostname", "provision", "vmfile",
+                         "vmfile_sha256", "backend"}));
     CreateParams out;
     vm::Manager::CreateSpec& spec = out.spec;
     auto name = nameParam(p);
@@ -190,7 +190,8 @@ Result<CreateParams> parseCreateParams(const rpc::Params& p)
                               {"ssh_user", &spec.sshUser},
                               {"hostname", &spec.hostname},
                               {"vmfile", &spec.vmfile},
-                              {"vmfile_sha256", &spec.vmfileSha256}}) {
+                              {"vmfile_sha256", &spec.vmfileSha256},
+                              {"backend", &spec.backend}}) {
         auto v = p.optString(key);
         if (!v) return std::move(v).error();
         if (*v) *field = std::move(**v);

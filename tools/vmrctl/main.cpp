@@ -5,7 +5,11 @@
 #include "base/json.h"
 #include "client.h"
 #include "config/settings.h"
+#include "config/vmfile.h"
+#include "console_commands.h"
+#include "image_commands.h"
 #include "output.h"
+#include "ssh_commands.h"
 #include "vm_commands.h"
 
 #include "config.h"
@@ -52,16 +56,32 @@ Commands:
   status NAME              Show everything about one VM
   events [--topic T]... [--vm NAME]
                            Stream daemon events until interrupted
-  create --name N --image PATH [--vcpus N] [--memory MiB] [--disk GiB] [--network user|none]
-         [--kernel F --initrd F --cmdline S] [--accel auto|kvm|tcg]
-         [--firmware bios|uefi|FILE] [--vnc] [--start]
-                           Create a VM on a qcow2 overlay of IMAGE (IMAGE is never written)
+  create --name N (--image PATH | --image-url URL [--sha256 HEX]) [--vcpus N] [--memory MiB]
+         [--disk GiB] [--network user|none] [--kernel F --initrd F --cmdline S]
+         [--accel auto|kvm|tcg] [--firmware bios|uefi|FILE] [--vnc]
+         [--ssh-key PUBKEY-FILE] [--ssh-user U] [--cloud-init USER-DATA-FILE] [--hostname H]
+         [--backend qemu|chv] [--start]
+                           Create a VM on a qcow2 overlay of IMAGE (IMAGE is never written),
+                           with a cloud-init seed (user, keys, pinned host key)
   start NAME               Boot a VM
   stop NAME [--timeout N] [--force]
                            ACPI power-off, then SIGTERM, then SIGKILL after N s (default 30)
   suspend NAME / resume NAME
                            Pause and continue a running VM
   destroy NAME             Stop a VM if it runs and delete it with everything in its folder
+  provision NAME [--shell CMD] [--script FILE] [--file SRC:DST]...
+                           Run the VM's provisioning steps (or these) over SSH, output live
+  ssh NAME [--user U] [--key K] [-- CMD...]
+                           SSH into a running VM, checking its pinned host key
+  console NAME [--ro] [--scrollback BYTES]
+                           Attach to the serial console (detach with Ctrl-])
+  log NAME [--console] [--provision] [--tail N] [-f]
+                           Show the console and provisioning logs; -f follows the console
+  image pull URL [--name N] [--sha256 HEX] | image list | image inspect PATH | image rm NAME
+                           The image cache
+  check [--file F] [--json]
+                           Validate a VMFile (default ./VMFile.kdl) without touching any VM
+                           and print its resolved definition; exit 1 if it is invalid
   rpc METHOD [PARAMS]      Call a JSON-RPC method; PARAMS is a JSON object or array
 
 Options:
@@ -259,6 +279,24 @@ int run(const Options& opt)
     if (args.empty()) return usageError("missing command");
     const std::string& cmd = args[0];
 
+    // Checking a VMFile needs no daemon: the file and the files it names are read as the caller.
+    if (cmd == "check") {
+        std::string file(vmr::config::kVmFileName);
+        bool json = opt.json;
+        for (size_t i = 1; i < args.size(); ++i) {
+            if (args[i] == "--file" && i + 1 < args.size())
+                file = args[++i];
+            else if (args[i] == "--json")
+                json = true;
+            else
+                return usageError("usage: vmrctl check [--file VMFILE] [--json]");
+        }
+        auto report = vmr::config::checkVmFile(file, vmr::config::Env::fromProcess().home, json);
+        std::fputs(report.out.c_str(), stdout);
+        std::fputs(report.err.c_str(), stderr);
+        return report.exitCode;
+    }
+
     // Validate usage before touching the daemon.
     std::string method;
     std::string params = "{}";
@@ -294,8 +332,28 @@ int run(const Options& opt)
         if (!inv) return usageError(inv.error().message());
         auto client = connectDaemon(opt);
         if (!client) return reportError(client.error());
-        // Creating and booting a VM under TCG takes a while; give the daemon time.
-        auto r = client->call(inv->method, inv->params, std::chrono::minutes(5));
+        // Creating and booting a VM under TCG takes a while; give the daemon time. A download
+        // (--image-url) reports its progress meanwhile.
+        bool tty = ::isatty(STDERR_FILENO) != 0;
+        vmr::ctl::ProgressMeter meter(std::chrono::steady_clock::now());
+        bool showedProgress = false;
+        auto progress = [&](const vmr::rpc::Notification& n) {
+            if (n.method != "image.progress" || opt.json) return;
+            simdjson::dom::parser p;
+            simdjson::dom::object o;
+            if (p.parse(n.params).get(o) != simdjson::SUCCESS) return;
+            uint64_t received = 0, total = 0;
+            if (o["received"].get_uint64().get(received) != simdjson::SUCCESS) return;
+            std::optional<uint64_t> t;
+            if (o["total"].get_uint64().get(total) == simdjson::SUCCESS) t = total;
+            meter.update(received, t, std::chrono::steady_clock::now());
+            if (tty) {
+                std::fprintf(stderr, "\r%s", meter.bar(30).c_str());
+                showedProgress = true;
+            }
+        };
+        auto r = client->call(inv->method, inv->params, std::chrono::hours(24), progress);
+        if (showedProgress) std::fprintf(stderr, "\n");
         if (!r) return reportError(r.error());
         if (inv->start) {
             vmr::json::Writer w;
@@ -308,8 +366,24 @@ int run(const Options& opt)
             return kExitOk;
         }
         return printResult(opt, *r, [](const std::string& raw) { return vmr::ctl::printStatus(raw); });
-    } else if (cmd == "events") {
+    } else if (cmd == "events" || cmd == "provision" || cmd == "ssh" || cmd == "log") {
         // handled below, after connecting
+    } else if (cmd == "console") {
+        auto a = vmr::ctl::parseConsoleArgs(args);
+        if (!a) return usageError(a.error().message());
+        auto client = connectDaemon(opt);  // starts vmrd if needed; the console has its own connection
+        if (!client) return reportError(client.error());
+        auto r = vmr::ctl::runConsole(client->path(), *a);
+        if (!r) return reportError(r.error());
+        return *r;
+    } else if (cmd == "image") {
+        auto inv = vmr::ctl::parseImageCommand(args);
+        if (!inv) return usageError(inv.error().message());
+        vmr::ctl::ImageIo io;
+        io.connect = [&opt] { return connectDaemon(opt); };
+        io.reportError = [](const Error& e) { return reportError(e); };
+        io.json = opt.json;
+        return vmr::ctl::runImageCommand(*inv, io);
     } else if (cmd == "help") {
         std::fputs(kUsage, stdout);
         return kExitOk;
@@ -320,6 +394,15 @@ int run(const Options& opt)
     auto client = connectDaemon(opt);
     if (!client) return reportError(client.error());
     if (cmd == "events") return cmdEvents(*client, opt, args);
+    if (cmd == "provision") return vmr::ctl::runProvision(*client, args, opt.json);
+    if (cmd == "ssh") return vmr::ctl::runSsh(*client, args);
+    if (cmd == "log") {
+        auto a = vmr::ctl::parseLogArgs(args);
+        if (!a) return usageError(a.error().message());
+        auto r = vmr::ctl::runLog(*client, *a);
+        if (!r) return reportError(r.error());
+        return *r;
+    }
 
     auto r = client->call(method, params);
     if (!r) return reportError(r.error());

@@ -46,6 +46,7 @@ const std::map<std::string, Flag, std::less<>> kCreateFlags = {
     {"--ssh-user", {"ssh_user", false, true}},
     {"--cloud-init", {"user_data", false, true}},
     {"--hostname", {"hostname", false, true}},
+    {"--backend", {"backend", false, true}},
     {"--start", {"", false, false}},
 };
 

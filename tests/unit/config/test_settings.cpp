@@ -85,6 +85,8 @@ TEST_CASE("system mode defaults", "[settings]")
     CHECK(s.qemu.binary == "qemu-system-x86_64");
     CHECK(s.qemu.accel == "auto");
     CHECK(s.qemu.machine == "q35");
+    CHECK(s.chv.requireKvm);
+    CHECK(s.chv.binary == "cloud-hypervisor");
     CHECK(s.network.sshPortRange == PortRange{10022, 10999});
     CHECK(s.console.scrollback == 1048576);
     CHECK(s.configPath.empty());
@@ -173,6 +175,9 @@ max_clients = 17
 binary = "/opt/qemu/bin/qemu-system-x86_64"
 accel = "tcg"
 machine = "none"
+[chv]
+binary = "/opt/chv/cloud-hypervisor"
+require_kvm = false
 [network]
 ssh_port_range = "2200-2299"
 [console]
@@ -189,6 +194,8 @@ scrollback = 8192
     CHECK(s.qemu.binary == "/opt/qemu/bin/qemu-system-x86_64");
     CHECK(s.qemu.accel == "tcg");
     CHECK(s.qemu.machine == "none");
+    CHECK(s.chv.binary == "/opt/chv/cloud-hypervisor");
+    CHECK_FALSE(s.chv.requireKvm);
     CHECK(s.network.sshPortRange == PortRange{2200, 2299});
     CHECK(s.console.scrollback == 8192);
 }

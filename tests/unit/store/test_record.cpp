@@ -39,6 +39,12 @@ VmRecord fullRecord()
     r.mac = "52:54:00:12:34:56";
     r.vncPort = 5901;
     r.accelInUse = "kvm";
+    r.imageUrl = "https://example.org/debian-12.qcow2.zst";
+    r.sshUser = "admin";
+    r.hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOaJ";
+    r.provision = R"([{"type":"shell","inline":"echo hi"}])";
+    r.vmfile = "/home/u/VMFile.kdl";
+    r.vmfileSha256 = std::string(64, 'a');
     return r;
 }
 
@@ -48,15 +54,37 @@ using Fields = std::vector<std::pair<std::string, std::string>>;
 Fields validFields()
 {
     return {
-        {"version", "1"},         {"name", "\"web\""},    {"id", "\"deadbeef\""},
-        {"backend", "\"qemu\""},  {"created", "1"},       {"image", "\"debian\""},
-        {"vcpus", "2"},           {"memory_mib", "1024"}, {"disk_gib", "null"},
-        {"network", "\"user\""},  {"kernel", "null"},     {"initrd", "null"},
-        {"cmdline", "null"},      {"accel", "null"},      {"firmware", "null"},
-        {"vnc", "false"},         {"seed", "null"},       {"state", "\"stopped\""},
-        {"state_reason", "null"}, {"pid", "null"},        {"pid_start_time", "null"},
-        {"ssh_port", "null"},     {"mac", "null"},        {"vnc_port", "null"},
+        {"version", "1"},
+        {"name", "\"web\""},
+        {"id", "\"deadbeef\""},
+        {"backend", "\"qemu\""},
+        {"created", "1"},
+        {"image", "\"debian\""},
+        {"vcpus", "2"},
+        {"memory_mib", "1024"},
+        {"disk_gib", "null"},
+        {"network", "\"user\""},
+        {"kernel", "null"},
+        {"initrd", "null"},
+        {"cmdline", "null"},
+        {"accel", "null"},
+        {"firmware", "null"},
+        {"vnc", "false"},
+        {"seed", "null"},
+        {"state", "\"stopped\""},
+        {"state_reason", "null"},
+        {"pid", "null"},
+        {"pid_start_time", "null"},
+        {"ssh_port", "null"},
+        {"mac", "null"},
+        {"vnc_port", "null"},
         {"accel_in_use", "null"},
+        {"image_url", "null"},
+        {"ssh_user", "null"},
+        {"host_key", "null"},
+        {"provision", "null"},
+        {"vmfile", "null"},
+        {"vmfile_sha256", "null"},
     };
 }
 
@@ -169,7 +197,9 @@ TEST_CASE("strings are escaped and survive the round trip", "[record]")
     CHECK(*back == r);
 }
 
-const std::set<std::string> kLaterKeys = {"firmware", "vnc", "seed", "accel_in_use"};
+const std::set<std::string> kLaterKeys = {"firmware",  "vnc",          "seed",     "accel_in_use",
+                                          "image_url", "ssh_user",     "host_key", "provision",
+                                          "vmfile",    "vmfile_sha256"};
 
 TEST_CASE("every missing field is an error naming it", "[record]")
 {
@@ -203,6 +233,8 @@ TEST_CASE("every wrong field is an error naming it", "[record]")
         {"vnc", "\"yes\""},
         {"accel_in_use", "\"hvf\""},
         {"firmware", "7"},
+        {"provision", "{}"},
+        {"host_key", "1"},
         {"name", "\"../etc\""},
         {"name", "\"\""},
         {"id", "\"DEADBEEF\""},
