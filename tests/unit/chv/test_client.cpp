@@ -339,3 +339,25 @@ TEST_CASE("the VmConfig vmr builds passes fake-chv's schema, and boot checks the
     CHECK(noTap.error().what().find("cannot create tap devices") != std::string::npos);
     CHECK(finish(*r, c.info())->state == VmRunState::Created);
 }
+
+TEST_CASE("with --no-shutdown a guest power-off leaves the VMM up and the VM Created")
+{
+    auto r = makeReactor();
+    FakeVmm vmm(*r, {}, {"--no-shutdown"});
+    Client c(*r, vmm.api());
+    waitUp(*r, c);
+    REQUIRE(finish(*r, c.put("vm.create", kConfig)));
+    REQUIRE(finish(*r, c.put("vm.boot")));
+    REQUIRE(finish(*r, c.put("vm.reboot")));
+    CHECK(finish(*r, c.info())->state == VmRunState::Running);
+    REQUIRE(::kill(vmm.child().pid(), SIGUSR1) == 0);
+    REQUIRE(r->runUntil(
+        [&] { return !vmm.child().exited() && finish(*r, c.info())->state == VmRunState::Created; }, 5s));
+    auto reboot = finish(*r, c.put("vm.reboot"));
+    REQUIRE_FALSE(reboot);
+    CHECK(reboot.error().what().find("VM is not running") != std::string::npos);
+    REQUIRE(finish(*r, c.put("vm.boot")));  // the config was kept
+    REQUIRE(finish(*r, c.put("vm.delete")));
+    CHECK(finish(*r, c.info()).error().kind() == ErrorKind::NotFound);
+    CHECK_FALSE(vmm.child().exited());
+}
