@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <unordered_set>
 #include <utility>
 
 namespace vmr::provision {
@@ -153,14 +155,54 @@ std::string ExitInfo::describe() const
     return "exit code " + std::to_string(code);
 }
 
+// libssh2 allocates a session's memory through these, so that what it still holds after
+// libssh2_session_free() can be released: libssh2 1.10 leaks buffers of a key exchange that a
+// freed session did not finish (an attempt that timed out mid-handshake, common while a guest
+// boots), and a daemon must not grow with every such attempt.
+struct Session::Arena {
+    std::unordered_set<void*> live;
+
+    static Arena& of(void** abstract) { return *static_cast<Arena*>(*abstract); }
+
+    static LIBSSH2_ALLOC_FUNC(alloc)
+    {
+        void* p = std::malloc(count);
+        if (p != nullptr) of(abstract).live.insert(p);
+        return p;
+    }
+    static LIBSSH2_REALLOC_FUNC(realloc)
+    {
+        void* q = std::realloc(ptr, count);
+        if (q != nullptr) {
+            of(abstract).live.erase(ptr);
+            of(abstract).live.insert(q);
+        }
+        return q;
+    }
+    static LIBSSH2_FREE_FUNC(free)
+    {
+        if (ptr == nullptr) return;
+        of(abstract).live.erase(ptr);
+        std::free(ptr);
+    }
+
+    // After libssh2_session_free(): nothing of libssh2's refers to what is left.
+    ~Arena()
+    {
+        if (!live.empty()) logger().debug("Releasing {} allocation(s) libssh2 left behind", live.size());
+        for (void* p : live) std::free(p);
+    }
+};
+
 struct Session::Attempt {
     std::unique_ptr<Session> session;
     std::optional<Error> error;
     bool retry = false;  // the error is one a later attempt may not meet
 };
 
-Session::Session(reactor::Reactor& r, UniqueFd fd, LIBSSH2_SESSION* s, std::string target)
-    : reactor_(r), target_(std::move(target)), fd_(std::move(fd)), session_(s)
+Session::Session(reactor::Reactor& r, UniqueFd fd, std::unique_ptr<Arena> arena, LIBSSH2_SESSION* s,
+                 std::string target)
+    : reactor_(r), target_(std::move(target)), fd_(std::move(fd)), arena_(std::move(arena)), session_(s)
 {
     libssh2_session_set_blocking(session_, 0);
     watch_ = std::make_unique<reactor::FdWatch>(r, fd_.get(), 0, [this](uint32_t revents) {
@@ -188,6 +230,7 @@ void Session::freeHandles() noexcept
     }
     sftp_ = nullptr;
     session_ = nullptr;
+    arena_.reset();
     fd_.reset();
 }
 
@@ -302,13 +345,14 @@ Task<Session::Attempt> Session::attempt(reactor::Reactor& r, const ConnectOption
     int one = 1;
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
-    LIBSSH2_SESSION* raw = libssh2_session_init_ex(nullptr, nullptr, nullptr, nullptr);
+    auto arena = std::make_unique<Arena>();
+    LIBSSH2_SESSION* raw = libssh2_session_init_ex(Arena::alloc, Arena::free, Arena::realloc, arena.get());
     if (raw == nullptr) {
         out.error = Error(ErrorKind::Internal, "libssh2 could not create a session");
         co_return out;
     }
     int sock = fd.get();
-    auto s = std::unique_ptr<Session>(new Session(r, std::move(fd), raw, target));
+    auto s = std::unique_ptr<Session>(new Session(r, std::move(fd), std::move(arena), raw, target));
 
     bool pinned = opts.hostKey.mode == HostKeyPolicy::Mode::Pinned;
     std::string algorithms;

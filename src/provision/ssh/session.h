@@ -133,6 +133,8 @@ public:
 
 private:
     struct Attempt;
+    // The memory libssh2 allocates for one session (see session.cpp).
+    struct Arena;
     // What a running operation is, for its waits and its errors.
     struct OpContext {
         std::string what;  // "Running `make`", "Uploading a.txt to /tmp/a.txt"
@@ -144,7 +146,8 @@ private:
     static reactor::Task<Attempt> attempt(reactor::Reactor& r, const ConnectOptions& opts, std::string target,
                                           reactor::Clock::time_point deadline, reactor::CancelToken* token);
 
-    Session(reactor::Reactor& r, UniqueFd fd, LIBSSH2_SESSION* s, std::string target);
+    Session(reactor::Reactor& r, UniqueFd fd, std::unique_ptr<Arena> arena, LIBSSH2_SESSION* s,
+            std::string target);
 
     // Wait until the socket is ready in the direction libssh2 last blocked on; a Timeout or
     // Cancelled error (naming op.what) abandons the session.
@@ -165,6 +168,7 @@ private:
     // Owned: the socket, libssh2's session and SFTP handle (on first upload), the watch on the
     // socket and the one operation waiting for it.
     UniqueFd fd_;
+    std::unique_ptr<Arena> arena_;
     LIBSSH2_SESSION* session_ = nullptr;
     LIBSSH2_SFTP* sftp_ = nullptr;
     std::unique_ptr<reactor::FdWatch> watch_;
