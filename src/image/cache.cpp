@@ -183,8 +183,11 @@ std::string defaultFetchProgram()
     std::error_code ec;
     auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
     if (!ec) {
-        auto beside = self.parent_path() / "vmr-fetch";
-        if (::access(beside.c_str(), X_OK) == 0) return beside.string();
+        // Installed side by side; in a build tree, meson puts it under tools/vmr-fetch/.
+        for (const auto& beside :
+             {self.parent_path() / "vmr-fetch", self.parent_path() / "tools" / "vmr-fetch" / "vmr-fetch"}) {
+            if (::access(beside.c_str(), X_OK) == 0) return beside.string();
+        }
     }
     return "vmr-fetch";
 }

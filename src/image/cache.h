@@ -64,7 +64,8 @@ Result<void> validateImageName(std::string_view name);
 Result<std::string> nameFromUrl(const Url& url);
 
 // Where vmr-fetch is when the configuration does not say: next to the running program (vmrd
-// and vmr-fetch are installed and built side by side), else "vmr-fetch" (looked up in PATH).
+// and vmr-fetch are installed side by side), or in tools/vmr-fetch/ beside it (a build tree),
+// else "vmr-fetch" (looked up in PATH).
 std::string defaultFetchProgram();
 
 class Cache {
