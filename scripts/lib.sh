@@ -7,10 +7,13 @@ VMR_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VMR_BUILD_PACKAGES=(
   meson ninja-build pkg-config g++ git
   liburing-dev libuv1-dev libcpp-httplib-dev libsimdjson-dev libssh2-1-dev
-  libtomlplusplus-dev libzstd-dev libisofs-dev libspdlog-dev catch2
+  libtomlplusplus-dev libzstd-dev libisofs-dev libspdlog-dev catch2 libssl-dev
 )
-# What running VMs needs (the tests boot real QEMU under TCG).
-VMR_RUN_PACKAGES=(qemu-system-x86 qemu-utils ovmf)
+# What the tests need besides: a real sshd on loopback (SSH client tests) and cloud-init's
+# schema validator (generated user-data).
+VMR_TEST_PACKAGES=(openssh-server cloud-init)
+# What running VMs needs (the tests boot real QEMU under TCG); ssh for `vmrctl ssh`.
+VMR_RUN_PACKAGES=(qemu-system-x86 qemu-utils ovmf openssh-client)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

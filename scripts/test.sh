@@ -6,7 +6,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-vmr_install_packages "${VMR_BUILD_PACKAGES[@]}" "${VMR_RUN_PACKAGES[@]}"
+vmr_install_packages "${VMR_BUILD_PACKAGES[@]}" "${VMR_RUN_PACKAGES[@]}" "${VMR_TEST_PACKAGES[@]}"
 cd "$VMR_ROOT"
 
 # The test guest (kernel + busybox/dropbear initramfs from Debian packages), cached.
