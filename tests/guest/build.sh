@@ -20,32 +20,19 @@ note() { echo "build.sh: $*"; }
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || die "run as root (it installs missing tools with apt-get and makes /dev/console in the tree)"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/common.sh"
 OUT=$(realpath -m "$1")
 export LC_ALL=C
 
 # Tools, and the packages that bring them on Debian 12.
-declare -A TOOL_PKG=(
-	[cpio]=cpio [xz]=xz-utils [gzip]=gzip [mke2fs]=e2fsprogs [qemu-img]=qemu-utils
-	[flock]=util-linux [sha256sum]=coreutils [dpkg-deb]=dpkg [grep]=grep [chroot]=coreutils
-	[awk]=mawk [apt-cache]=apt
-)
-missing=()
-for t in "${!TOOL_PKG[@]}"; do
-	command -v "$t" > /dev/null 2>&1 || missing+=("${TOOL_PKG[$t]}")
-done
-apt_updated=0
+install_tools cpio=cpio xz=xz-utils gzip=gzip mke2fs=e2fsprogs qemu-img=qemu-utils flock=util-linux \
+	sha256sum=coreutils dpkg-deb=dpkg grep=grep chroot=coreutils awk=mawk apt-cache=apt
 apt_update() {
 	if [ $apt_updated = 0 ]; then
 		apt-get update -qq || die "apt-get update failed"
 		apt_updated=1
 	fi
 }
-if [ ${#missing[@]} -gt 0 ]; then
-	note "installing ${missing[*]}"
-	apt_update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		"${missing[@]}" > /dev/null || die "apt-get install ${missing[*]} failed"
-fi
 
 mkdir -p "$OUT/cache"
 exec 9> "$OUT/.lock"
@@ -76,7 +63,7 @@ for p in "${PKGS[@]}"; do
 	[ -n "$v" ] && [ "$v" != "(none)" ] || die "apt has no candidate version of $p"
 done
 
-SCRIPT_SHA=$(cd "$HERE" && find build.sh rootfs \( -type f -o -type l \) | sort | while read -r f; do
+SCRIPT_SHA=$(cd "$HERE" && find build.sh common.sh rootfs \( -type f -o -type l \) | sort | while read -r f; do
 	if [ -L "$f" ]; then
 		echo "link $f $(readlink "$f")"
 	else
@@ -229,12 +216,7 @@ qemu-img convert -f raw -O qcow2 "$W/disk.raw" "$W/disk.qcow2"
 # kernel: vmlinuz as shipped, and the uncompressed ELF inside it (PVH entry point), the
 # first xz stream after the bzImage header
 cp "$K/boot/vmlinuz-$KVER" "$W/vmlinuz"
-OFF=$(grep -obUaP '\xfd7zXZ\x00' "$W/vmlinuz" | head -n 1 | cut -d: -f1)
-[ -n "$OFF" ] || die "no xz stream in vmlinuz-$KVER"
-xz -dc --single-stream < <(tail -c +$((OFF + 1)) "$W/vmlinuz") > "$W/vmlinux" ||
-	die "cannot decompress the kernel in vmlinuz-$KVER"
-[ "$(head -c 4 "$W/vmlinux" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] ||
-	die "the kernel in vmlinuz-$KVER is not an ELF file"
+extract_vmlinux "$W/vmlinuz" "$W/vmlinux"
 
 for f in "${OUTPUTS[@]}"; do mv -f "$W/$f" "$OUT/$f"; done
 # other versions' downloads are of no more use
