@@ -9,8 +9,8 @@
 # it). The seed is attached as QEMU's vm layer attaches it: a read-only virtio-blk disk.
 set -euo pipefail
 
-say() { echo "guest-seed: $*"; }
-die() { echo "guest-seed: FAIL $*" >&2; exit 1; }
+PREFIX=guest-seed
+. "$(dirname "${BASH_SOURCE[0]}")/guest_lib.sh"
 
 [ $# -eq 1 ] || die "usage: $0 WRITE-SEED"
 WRITE_SEED=$1
@@ -19,25 +19,7 @@ G=${VMR_TEST_GUEST:-}
 for f in vmlinux initramfs.cpio.gz; do
 	[ -s "$G/$f" ] || die "$G/$f is missing: run tests/guest/build.sh $G"
 done
-for t in qemu-system-x86_64:qemu-system-x86 ssh:openssh-client python3:python3; do
-	command -v "${t%%:*}" > /dev/null || die "${t%%:*} is missing: install the Debian package ${t#*:}"
-done
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/vmr-guest-seed-XXXXXX")
-QPID=""
-ok=0
-cleanup() {
-	if [ -n "$QPID" ]; then
-		kill "$QPID" 2> /dev/null || true
-		wait "$QPID" 2> /dev/null || true
-	fi
-	if [ $ok = 1 ]; then rm -rf "$T"; else say "work folder kept: $T"; fi
-}
-trap cleanup EXIT
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+need_tools qemu-system-x86_64:qemu-system-x86 ssh:openssh-client ssh-keygen:openssh-client python3:python3
 
 # wait_ready WHAT: waits up to 90 s for the ready line on $SERIAL while $QPID runs.
 wait_ready() {
@@ -51,29 +33,8 @@ wait_ready() {
 }
 
 NAME="seeded-$RANDOM"
-SERIAL="$T/serial.log"
-for _ in 1 2 3; do
-	PORT=$(free_port)
-	"$WRITE_SEED" "$T" --hostname "$NAME" --port "$PORT" > "$T/write-seed.out" ||
-		die "write-seed failed: $(cat "$T/write-seed.out")"
-	: > "$SERIAL"
-	qemu-system-x86_64 -accel tcg -machine q35 -cpu max -m 256 -display none \
-		-monitor none -serial "file:$SERIAL" \
-		-kernel "$G/vmlinux" -initrd "$G/initramfs.cpio.gz" -append console=ttyS0 \
-		-nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$PORT-:22" \
-		-drive "if=none,id=seed0,file=$T/seed.iso,format=raw,readonly=on" \
-		-device virtio-blk-pci,drive=seed0 \
-		< /dev/null > "$T/qemu.log" 2>&1 &
-	QPID=$!
-	sleep 0.5
-	kill -0 "$QPID" 2> /dev/null && break
-	wait "$QPID" || true
-	QPID=""
-	grep -q hostfwd "$T/qemu.log" || break # not a port taken in between
-done
-[ -n "$QPID" ] || die "QEMU did not start: $(cat "$T/qemu.log")"
-say "QEMU pid $QPID, ssh port $PORT, hostname $NAME, host key $(cut -d' ' -f2 "$T/write-seed.out")"
-
+boot_seeded "$WRITE_SEED" "$NAME" -accel tcg -m 256 \
+	-kernel "$G/vmlinux" -initrd "$G/initramfs.cpio.gz" -append console=ttyS0
 wait_ready "with the seed"
 
 # The seed line comes before the ready line and says what was applied.
@@ -86,8 +47,6 @@ expected:
 $want"
 say "ok   $(echo "$lines" | head -n 1)"
 
-SSH=(ssh -i "$T/id_ed25519_generated" -o UserKnownHostsFile="$T/known_hosts" -o StrictHostKeyChecking=yes
-	-o GlobalKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=5 -o LogLevel=ERROR -p "$PORT")
 got=""
 for _ in 1 2 3 4 5; do
 	got=$("${SSH[@]}" vm@127.0.0.1 'echo "$(id -un) $(hostname)"' 2> "$T/ssh.err") && break
@@ -117,11 +76,9 @@ say "ok   a wrong known_hosts is refused (host key verification failed)"
 # The key the guest offers is the generated host key, by the fingerprint ssh reports.
 "${SSH[@]}" -o FingerprintHash=sha256 -v vm@127.0.0.1 true > "$T/ssh-v.log" 2>&1 || true
 fp=$(tr -d '\r' < "$T/ssh-v.log" | sed -n 's/.*Server host key: ssh-ed25519 \(SHA256:[^ ]*\).*/\1/p' | head -n 1)
-[ "$fp" = "$(cut -d' ' -f2 "$T/write-seed.out")" ] || die "the guest's host key is '$fp', not the seed's (see $T/ssh-v.log)"
+[ "$fp" = "$FP" ] || die "the guest's host key is '$fp', not the seed's (see $T/ssh-v.log)"
 say "ok   the guest's host key fingerprint is the seed's: $fp"
-kill "$QPID" 2> /dev/null || true
-wait "$QPID" 2> /dev/null || true
-QPID=""
+stop_qemu
 
 # Without a seed the guest boots as before: the ready line, no seed line.
 SERIAL="$T/serial-noseed.log"
