@@ -426,3 +426,36 @@ TEST_CASE("the registry makes one hub per VM and follows the VM's life", "[hub]"
     REQUIRE(!refused);
     CHECK(refused.error().message().find("viewer_backlog_bytes") != std::string::npos);
 }
+
+TEST_CASE("viewers are handed the very piece the scrollback keeps, not copies", "[hub]")
+{
+    HubOptions o;
+    o.scrollbackBytes = 4 << 20;
+    o.viewerBacklog = 1 << 20;
+    Setup s(o);
+    s.run();
+    std::vector<UniqueFd> ends;  // viewers that never read
+    for (int i = 0; i < 3; ++i) {
+        auto pair = viewerPair(*s.reactor);
+        s.hub->attach(std::move(pair.hubSide), AttachOptions{Mode::ReadOnly, 0, "stalled", ""});
+        ends.push_back(std::move(pair.fd));
+    }
+    // Fill their socket buffers, so that what comes next waits in vmrd's queues.
+    uint64_t written = 0;
+    auto allQueued = [&] {
+        for (const auto& v : s.hub->viewers())
+            if (v.backlogBytes == 0) return false;
+        return true;
+    };
+    while (!allQueued() && written < (2u << 20)) {
+        s.serial->write(pattern(written, 16384));
+        written += 16384;
+        REQUIRE(s.until([&] { return s.hub->stats().bytesIn == written; }));
+    }
+    REQUIRE(allQueued());
+    s.serial->write(pattern(written, 16384));
+    written += 16384;
+    REQUIRE(s.until([&] { return s.hub->stats().bytesIn == written; }));
+    auto last = s.hub->scrollback().at(written - 1);
+    CHECK(last.piece.use_count() == 1 + 1 + 3);  // `last`, the scrollback, and each viewer's queue
+}
