@@ -66,6 +66,11 @@ struct Settings {
         std::string machine = "q35";
     } qemu;
 
+    struct Images {
+        std::string fetchProgram;  // vmr-fetch: a path or a name in PATH; empty: beside vmrd
+        std::string caFile;        // extra CA certificates (PEM) for HTTPS downloads
+    } images;
+
     struct Chv {
         std::string binary = "cloud-hypervisor";
         // cloud-hypervisor needs KVM; false skips the check, only for its stand-in (fake-chv).

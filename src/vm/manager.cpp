@@ -8,6 +8,8 @@
 #include "store/names.h"
 #include "vm/firmware.h"
 #include "vm/provisioning.h"
+
+#include "config.h"
 #if VMR_HAVE_SSH
 #include "provision/ssh/provisioner.h"
 #include "provision/ssh/session.h"

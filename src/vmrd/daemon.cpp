@@ -79,22 +79,6 @@ reactor::Task<void> adoptVms(vm::Manager& m, std::vector<store::VmRecord> record
     then();
 }
 
-// vmr-fetch: beside vmrd (installed, or the top of the build dir), in the build tree's tools/,
-// else from PATH.
-std::string findFetchProgram()
-{
-    char self[4096];
-    ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        std::string dir(self, static_cast<size_t>(n));
-        dir.erase(dir.rfind('/'));
-        for (const std::string& candidate : {dir + "/vmr-fetch", dir + "/tools/vmr-fetch/vmr-fetch"}) {
-            if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-        }
-    }
-    return "vmr-fetch";
-}
-
 // Does a live vmrd answer a ping on `path` within a second? Blocking: startup only.
 bool socketAnswers(const std::string& path)
 {
@@ -126,6 +110,11 @@ Daemon::~Daemon()
 {
     signals_.reset();
     server_.reset();
+    // Downloads in flight stop, and each vmr-fetch is reaped with its .part removed.
+    if (cache_ && reactor_) {
+        cache_->cancelAll();
+        reactor_->runUntil([this] { return cache_->idle(); }, std::chrono::seconds(10));
+    }
     if (ownsSocketFile_) ::unlink(settings_.socket.c_str());
 }
 
@@ -185,7 +174,9 @@ Result<void> Daemon::init()
     });
     image::CacheConfig cacheConfig;
     cacheConfig.dir = layout_->imagesDir();
-    cacheConfig.fetchProgram = findFetchProgram();
+    cacheConfig.fetchProgram =
+        settings_.images.fetchProgram.empty() ? image::defaultFetchProgram() : settings_.images.fetchProgram;
+    cacheConfig.caFile = settings_.images.caFile;
     cache_ = std::make_unique<image::Cache>(*reactor_, cacheConfig);
     auto cleaned = cache_->open();
     if (!cleaned) return std::move(cleaned).error();
@@ -375,8 +366,10 @@ void Daemon::registerMethods()
 
 void Daemon::followConsole(const vm::StateEvent& e)
 {
-    if (e.to == "running") {
-        if (hubs_->find(e.vm) != nullptr && e.from == "paused") return;
+    // From "starting" on, so that the boot output is in the scrollback (the hub retries until
+    // the serial socket is there).
+    if (e.to == "starting" || e.to == "running") {
+        if (hubs_->find(e.vm) != nullptr && e.to == "running") return;
         const store::VmRecord* rec = manager_->find(e.vm);
         if (rec == nullptr) return;
         vm::Manager::Paths paths = manager_->pathsOf(*rec);

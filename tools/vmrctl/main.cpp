@@ -394,8 +394,11 @@ int run(const Options& opt)
     auto client = connectDaemon(opt);
     if (!client) return reportError(client.error());
     if (cmd == "events") return cmdEvents(*client, opt, args);
-    if (cmd == "provision") return vmr::ctl::runProvision(*client, args, opt.json);
-    if (cmd == "ssh") return vmr::ctl::runSsh(*client, args);
+    auto report = [](const Error& e) {
+        return e.kind() == ErrorKind::InvalidArgument ? usageError(e.message()) : reportError(e);
+    };
+    if (cmd == "provision") return vmr::ctl::runProvision(*client, args, opt.json, report);
+    if (cmd == "ssh") return vmr::ctl::runSsh(*client, args, report);
     if (cmd == "log") {
         auto a = vmr::ctl::parseLogArgs(args);
         if (!a) return usageError(a.error().message());

@@ -114,13 +114,10 @@ Result<std::string> provisionParams(const std::vector<std::string>& args)
     return w.take();
 }
 
-int runProvision(Client& client, const std::vector<std::string>& args, bool jsonOut)
+int runProvision(Client& client, const std::vector<std::string>& args, bool jsonOut, const ReportFn& report)
 {
     auto params = provisionParams(args);
-    if (!params) {
-        std::fprintf(stderr, "vmrctl: %s\n", params.error().message().c_str());
-        return 2;
-    }
+    if (!params) return report(params.error());
     auto show = [jsonOut](const rpc::Notification& n) {
         if (jsonOut) {
             std::printf("{\"method\":%s,\"params\":%s}\n", json::quote(n.method).c_str(), n.params.c_str());
@@ -142,11 +139,7 @@ int runProvision(Client& client, const std::vector<std::string>& args, bool json
         }
     };
     auto r = client.call("vm.provision", *params, std::chrono::hours(2), show);
-    if (!r) {
-        std::fprintf(stderr, "vmrctl: %s\n", r.error().what().c_str());
-        if (!r.error().hint().empty()) std::fprintf(stderr, "hint: %s\n", r.error().hint().c_str());
-        return r.error().kind() == ErrorKind::Unavailable ? 3 : 1;
-    }
+    if (!r) return report(r.error());
     if (jsonOut)
         std::printf("%s\n", r->c_str());
     else
@@ -213,13 +206,8 @@ Result<std::vector<std::string>> sshArgv(const SshTarget& t, const std::string& 
     return argv;
 }
 
-int runSsh(Client& client, const std::vector<std::string>& args)
+int runSsh(Client& client, const std::vector<std::string>& args, const ReportFn& fail)
 {
-    auto fail = [](const Error& e) {
-        std::fprintf(stderr, "vmrctl: %s\n", e.what().c_str());
-        if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());
-        return e.kind() == ErrorKind::InvalidArgument ? 2 : 1;
-    };
     auto t = parseSsh(args);
     if (!t) return fail(t.error());
     json::Writer w;

@@ -7,6 +7,7 @@
 #include "base/result.h"
 #include "client.h"
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,7 +15,8 @@ namespace vmr::ctl {
 
 // args[0] is "provision": NAME [--shell CMD]... [--script FILE]... [--file SRC:DST]...
 // (steps given here replace the VM's own). Returns the exit code.
-int runProvision(Client& client, const std::vector<std::string>& args, bool json);
+using ReportFn = std::function<int(const Error&)>;  // prints an error, returns the exit code
+int runProvision(Client& client, const std::vector<std::string>& args, bool json, const ReportFn& report);
 
 // The vm.provision params for args[0] == "provision"; local paths made absolute.
 Result<std::string> provisionParams(const std::vector<std::string>& args);
@@ -34,6 +36,6 @@ Result<std::vector<std::string>> sshArgv(const SshTarget& t, const std::string& 
 
 // Wait until 127.0.0.1:port greets with "SSH-" (the guest's sshd is up), then exec ssh.
 // Returns only on failure (exit code).
-int runSsh(Client& client, const std::vector<std::string>& args);
+int runSsh(Client& client, const std::vector<std::string>& args, const ReportFn& report);
 
 }  // namespace vmr::ctl

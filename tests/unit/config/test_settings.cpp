@@ -175,6 +175,9 @@ max_clients = 17
 binary = "/opt/qemu/bin/qemu-system-x86_64"
 accel = "tcg"
 machine = "none"
+[images]
+fetch_program = "/opt/vmr/vmr-fetch"
+ca_file = "/etc/vmr/ca.pem"
 [chv]
 binary = "/opt/chv/cloud-hypervisor"
 require_kvm = false
@@ -195,6 +198,8 @@ scrollback = 8192
     CHECK(s.qemu.accel == "tcg");
     CHECK(s.qemu.machine == "none");
     CHECK(s.chv.binary == "/opt/chv/cloud-hypervisor");
+    CHECK(s.images.fetchProgram == "/opt/vmr/vmr-fetch");
+    CHECK(s.images.caFile == "/etc/vmr/ca.pem");
     CHECK_FALSE(s.chv.requireKvm);
     CHECK(s.network.sshPortRange == PortRange{2200, 2299});
     CHECK(s.console.scrollback == 8192);
