@@ -52,7 +52,9 @@ KPKG=${VMR_GUEST_KERNEL:-$(apt-cache depends linux-image-amd64 2> /dev/null |
 # it really loads go into the image)
 mapfile -t DROPBEAR_CLOSURE < <(apt-cache depends --recurse --no-recommends --no-suggests \
 	--no-conflicts --no-breaks --no-replaces --no-enhances dropbear-bin | grep -v '^[ <]')
-PKGS=("$KPKG" busybox-static "${DROPBEAR_CLOSURE[@]}")
+# openssh-sftp-server: only its sftp-server binary (libc alone), so that file uploads over
+# SFTP (provisioning) work against dropbear, which runs /usr/lib/sftp-server.
+PKGS=("$KPKG" busybox-static "${DROPBEAR_CLOSURE[@]}" openssh-sftp-server)
 declare -A VER=()
 while read -r p v; do
 	VER[$p]=$v
@@ -134,10 +136,12 @@ done
 # dropbear and the shared libraries it loads, found with the packages' own ld.so
 cp "$W/x/dropbear-bin/usr/sbin/dropbear" "$R/usr/sbin/"
 cp "$W/x/dropbear-bin/usr/bin/dropbearkey" "$W/x/dropbear-bin/usr/bin/dropbearconvert" "$R/usr/bin/"
+mkdir -p "$R/usr/lib"
+cp "$W/x/openssh-sftp-server/usr/lib/openssh/sftp-server" "$R/usr/lib/sftp-server"
 LDSO=$(find "$W/x/libc6" -name ld-linux-x86-64.so.2 -type f | head -n 1)
 [ -n "$LDSO" ] || die "libc6 has no ld-linux-x86-64.so.2"
 LIBPATH=$(find "$W/x" -path "$K" -prune -o -name '*.so*' -printf '%h\n' | sort -u | paste -sd:)
-for b in "$R/usr/sbin/dropbear" "$R/usr/bin/dropbearkey" "$R/usr/bin/dropbearconvert"; do
+for b in "$R/usr/sbin/dropbear" "$R/usr/bin/dropbearkey" "$R/usr/bin/dropbearconvert" "$R/usr/lib/sftp-server"; do
 	"$LDSO" --library-path "$LIBPATH" --list "$b" > "$W/ldd.out" || die "ld.so --list $b failed"
 	while read -r soname arrow path _; do
 		[ "$arrow" = "=>" ] || continue

@@ -142,6 +142,23 @@ TEST_CASE("provisioning streams output, logs each step and stops at the first fa
     CHECK(log.find("provisioned-p1") != std::string::npos);
     CHECK(log.find("exit code 0") != std::string::npos);
 
+    // A script (uploaded and run) and a file (uploaded with its mode).
+    std::string script = g.dir / "setup.sh";
+    writeFile(script, "#!/bin/sh\necho script-ran-as-$(id -un)\ncat /tmp/app.conf\n");
+    std::string conf = g.dir / "app.conf";
+    writeFile(conf, "setting=42\n");
+    std::filesystem::permissions(conf, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::owner_write |
+                                           std::filesystem::perms::group_read);
+    auto files = g.d.ctl({"provision", "p1", "--file", conf + ":/tmp/app.conf", "--script", script, "--shell",
+                          "stat -c %a /tmp/app.conf"},
+                         180s);
+    INFO(files.err);
+    CHECK(files.code == 0);
+    CHECK(files.out.find("script-ran-as-vm") != std::string::npos);
+    CHECK(files.out.find("setting=42") != std::string::npos);
+    CHECK(files.out.find("640") != std::string::npos);
+
     auto failed = g.d.ctl({"provision", "p1", "--shell", "true", "--shell", "echo failing; exit 3", "--shell",
                            "echo never-runs"},
                           180s);
