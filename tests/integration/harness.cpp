@@ -350,4 +350,30 @@ void writeFile(const std::string& path, const std::string& data)
     f << data;
 }
 
+std::string guestDir()
+{
+    const char* env = std::getenv("VMR_TEST_GUEST");
+    return env != nullptr ? env : "/tmp/vmr-guest";
+}
+
+bool haveGuest()
+{
+    return ::access((guestDir() + "/vmlinux").c_str(), R_OK) == 0;
+}
+
+std::string field(const std::string& output, const std::string& key)
+{
+    auto p = output.find(key + ":");
+    if (p == std::string::npos) return "";
+    p = output.find_first_not_of(' ', p + key.size() + 1);
+    return output.substr(p, output.find('\n', p) - p);
+}
+
+std::string sshPortsToml(int first, int size)
+{
+    int base = first + static_cast<int>(::getpid() % 100) * size;
+    return "[network]\nssh_port_range = \"" + std::to_string(base) + "-" + std::to_string(base + size - 1) +
+           "\"\n";
+}
+
 }  // namespace vmr::test

@@ -106,6 +106,18 @@ private:
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5s);
 
 std::string readFile(const std::string& path);
+
+// The tiny test guest tests/guest/build.sh makes ($VMR_TEST_GUEST, default /tmp/vmr-guest).
+std::string guestDir();
+bool haveGuest();
+
+// The value of a "key: value" line of vmrctl's human output ("" when there is none).
+std::string field(const std::string& output, const std::string& key);
+
+// vmrd.toml lines giving this test process `size` SSH ports of its own, from
+// first + (pid % 100) * size: suites running side by side (one per reactor backend) never hand
+// the same port to two QEMUs. Each test program picks a `first` no other one uses.
+std::string sshPortsToml(int first, int size);
 void writeFile(const std::string& path, const std::string& data);
 
 }  // namespace vmr::test

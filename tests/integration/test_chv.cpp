@@ -22,14 +22,6 @@ std::string fakeChv()
     return env;
 }
 
-std::string field(const std::string& status, const std::string& key)
-{
-    auto p = status.find(key + ":");
-    if (p == std::string::npos) return "";
-    p = status.find_first_not_of(' ', p + key.size() + 1);
-    return status.substr(p, status.find('\n', p) - p);
-}
-
 Daemon::Config chvConfig()
 {
     Daemon::Config cfg;

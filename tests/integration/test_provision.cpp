@@ -15,26 +15,10 @@ using namespace vmr::test;
 
 namespace {
 
-std::string guestDir()
-{
-    const char* env = std::getenv("VMR_TEST_GUEST");
-    return env != nullptr ? env : "/tmp/vmr-guest";
-}
-
-std::string field(const std::string& status, const std::string& key)
-{
-    auto p = status.find(key + ":");
-    if (p == std::string::npos) return "";
-    p = status.find_first_not_of(' ', p + key.size() + 1);
-    return status.substr(p, status.find('\n', p) - p);
-}
-
 Daemon::Config config()
 {
     Daemon::Config cfg;
-    int base = 45000 + static_cast<int>(::getpid() % 100) * 50;
-    cfg.configToml =
-        "[network]\nssh_port_range = \"" + std::to_string(base) + "-" + std::to_string(base + 49) + "\"\n";
+    cfg.configToml = sshPortsToml(45000, 50);
     return cfg;
 }
 
@@ -90,7 +74,7 @@ struct Guest {
 
 TEST_CASE("the seed carries the user, keys and host key; vmrctl ssh checks the pinned key", "[provision]")
 {
-    if (!std::filesystem::exists(guestDir() + "/vmlinux")) {
+    if (!haveGuest()) {
         WARN("no test guest at " << guestDir());
         return;
     }
@@ -122,7 +106,7 @@ TEST_CASE("the seed carries the user, keys and host key; vmrctl ssh checks the p
 
 TEST_CASE("provisioning streams output, logs each step and stops at the first failure", "[provision]")
 {
-    if (!std::filesystem::exists(guestDir() + "/vmlinux")) {
+    if (!haveGuest()) {
         WARN("no test guest at " << guestDir());
         return;
     }
@@ -184,7 +168,7 @@ TEST_CASE("provisioning streams output, logs each step and stops at the first fa
 
 TEST_CASE("a guest whose host key is not the pinned one is refused", "[provision]")
 {
-    if (!std::filesystem::exists(guestDir() + "/vmlinux")) {
+    if (!haveGuest()) {
         WARN("no test guest at " << guestDir());
         return;
     }

@@ -22,17 +22,6 @@ using namespace vmr::test;
 
 namespace {
 
-std::string guestDir()
-{
-    const char* env = std::getenv("VMR_TEST_GUEST");
-    return env != nullptr ? env : "/tmp/vmr-guest";
-}
-
-bool haveGuest()
-{
-    return std::filesystem::exists(guestDir() + "/vmlinux");
-}
-
 // A raw base image and the create command for a guest VM on it.
 std::vector<std::string> createArgs(const std::string& name, const std::string& base)
 {
@@ -51,22 +40,12 @@ std::vector<std::string> createArgs(const std::string& name, const std::string& 
             "256"};
 }
 
-std::string field(const std::string& status, const std::string& key)
-{
-    auto p = status.find(key + ":");
-    if (p == std::string::npos) return "";
-    p = status.find_first_not_of(' ', p + key.size() + 1);
-    return status.substr(p, status.find('\n', p) - p);
-}
-
 // Each test process gets its own SSH port range, so suites running side by side (one per
 // reactor backend) never hand the same host port to two QEMUs.
 Daemon::Config vmConfig()
 {
     Daemon::Config cfg;
-    int base = 20000 + static_cast<int>(::getpid() % 400) * 100;
-    cfg.configToml =
-        "[network]\nssh_port_range = \"" + std::to_string(base) + "-" + std::to_string(base + 99) + "\"\n";
+    cfg.configToml = sshPortsToml(20000, 100);
     return cfg;
 }
 
