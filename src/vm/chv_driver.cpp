@@ -5,6 +5,7 @@
 #include "image/qemu_img.h"
 #include "store/layout.h"
 #include "store/proc.h"
+#include "vm/process.h"
 
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -536,30 +537,15 @@ Task<Result<void>> ChvDriver::adopt(const store::VmRecord& record)
     auto recorded = parseState(record.state);
     state_ = recorded.valueOr(VmState::Stopped);
     reason_ = record.stateReason;
-    bool live = state_ == VmState::Starting || state_ == VmState::Running || state_ == VmState::Paused ||
-                state_ == VmState::Stopping;
-    if (!record.pid || !record.pidStartTime) {
-        if (live) setState(VmState::Stopped, kVanishedReason, true);
+    auto child = adoptRecordedProcess(reactor_, record);
+    if (!child) {
+        if (record.pid)
+            lg().info("VM {}: cloud-hypervisor (pid {}) is gone; not adopting", vmName(), *record.pid);
+        if (record.pid || expectsProcess(state_)) setState(VmState::Stopped, kVanishedReason, true);
         co_return success();
     }
     pid_t pid = *record.pid;
-    auto sameProcess = [&]() {
-        auto t = store::processStartTime(pid);
-        return t.ok() && *t == *record.pidStartTime;
-    };
-    if (!sameProcess()) {
-        lg().info("VM {}: cloud-hypervisor (pid {}) is gone; not adopting", vmName(), pid);
-        setState(VmState::Stopped, kVanishedReason, true);
-        co_return success();
-    }
-    auto child = reactor::Child::adopt(reactor_, pid);
-    // The pidfd pins the process: checking again closes the window in which the pid could
-    // have been reused between the first check and pidfd_open.
-    if (!child || !sameProcess()) {
-        setState(VmState::Stopped, kVanishedReason, true);
-        co_return success();
-    }
-    watch(std::move(*child), *record.pidStartTime);
+    watch(std::move(child), *record.pidStartTime);
     stopRequested_ = guestShutdown_ = panicked_ = false;
     std::string who = "cloud-hypervisor (pid " + std::to_string(pid) + ")";
     auto ping = co_await api_.ping(cfg_.requestTimeout);

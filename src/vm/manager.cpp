@@ -7,6 +7,7 @@
 #include "store/atomic_file.h"
 #include "store/names.h"
 #include "vm/firmware.h"
+#include "vm/process.h"
 #include "vm/provisioning.h"
 
 #include "config.h"
@@ -48,12 +49,6 @@ Result<void> copyFile(const std::string& from, const std::string& to)
     std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (!in.good() && !in.eof()) return Error::fromErrno(errno, "Cannot read " + from);
     return store::writeFileAtomic(to, data, 0600);
-}
-
-// States in which a QEMU process should exist.
-bool expectsProcess(VmState s)
-{
-    return s == VmState::Starting || s == VmState::Running || s == VmState::Paused || s == VmState::Stopping;
 }
 
 }  // namespace

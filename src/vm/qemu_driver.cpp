@@ -6,6 +6,7 @@
 #include "qmp/status.h"
 #include "store/layout.h"
 #include "store/proc.h"
+#include "vm/process.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -347,30 +348,14 @@ Task<Result<void>> QemuDriver::adopt(const store::VmRecord& record)
     auto recorded = parseState(record.state);
     state_ = recorded.valueOr(VmState::Stopped);
     reason_ = record.stateReason;
-    bool live = state_ == VmState::Starting || state_ == VmState::Running || state_ == VmState::Paused ||
-                state_ == VmState::Stopping;
-    if (!record.pid || !record.pidStartTime) {
-        if (live) setState(VmState::Stopped, kVanishedReason, true);
+    auto child = adoptRecordedProcess(reactor_, record);
+    if (!child) {
+        if (record.pid) lg().info("VM {}: QEMU (pid {}) is gone; not adopting", vmName(), *record.pid);
+        if (record.pid || expectsProcess(state_)) setState(VmState::Stopped, kVanishedReason, true);
         co_return success();
     }
     pid_t pid = *record.pid;
-    auto sameProcess = [&]() {
-        auto t = store::processStartTime(pid);
-        return t.ok() && *t == *record.pidStartTime;
-    };
-    if (!sameProcess()) {
-        lg().info("VM {}: QEMU (pid {}) is gone; not adopting", vmName(), pid);
-        setState(VmState::Stopped, kVanishedReason, true);
-        co_return success();
-    }
-    auto child = reactor::Child::adopt(reactor_, pid);
-    // The pidfd pins the process: checking again closes the window in which the pid could
-    // have been reused between the first check and pidfd_open.
-    if (!child || !sameProcess()) {
-        setState(VmState::Stopped, kVanishedReason, true);
-        co_return success();
-    }
-    watch(std::move(*child), *record.pidStartTime);
+    watch(std::move(child), *record.pidStartTime);
     announced_.reset();
     stopRequested_ = false;
     auto c = co_await qmp::Client::connect(reactor_, cfg_.paths.qmpSocket, 5s, qmpHandlers());
