@@ -14,17 +14,6 @@ using namespace vmr::test;
 
 namespace {
 
-std::string guestDir()
-{
-    const char* env = std::getenv("VMR_TEST_GUEST");
-    return env != nullptr ? env : "/tmp/vmr-guest";
-}
-
-bool haveGuest()
-{
-    return std::filesystem::exists(guestDir() + "/vmlinux");
-}
-
 // A `vm` block booting the test guest on base.img (beside the VMFile), plus `extra` lines.
 std::string guestVm(const std::string& name, const std::string& extra = "")
 {
@@ -36,9 +25,7 @@ std::string guestVm(const std::string& name, const std::string& extra = "")
 Daemon::Config vmConfig()
 {
     Daemon::Config cfg;
-    int base = 20000 + static_cast<int>(::getpid() % 400) * 100;
-    cfg.configToml =
-        "[network]\nssh_port_range = \"" + std::to_string(base) + "-" + std::to_string(base + 99) + "\"\n";
+    cfg.configToml = sshPortsToml(30000, 50);
     return cfg;
 }
 
@@ -48,7 +35,9 @@ void makeBase(const TempDir& dir)
     REQUIRE(r.code == 0);
 }
 
-std::string field(const std::string& status, const std::string& key)
+// A "key: value" line of `vmrctl status` whose key is exactly `key` ("vmfile", not
+// "vmfile_sha256").
+std::string statusField(const std::string& status, const std::string& key)
 {
     auto p = status.find("\n" + key + ":");
     if (p == std::string::npos) {
@@ -91,9 +80,9 @@ TEST_CASE("up creates and starts every VM, skips running ones; down stops; reloa
     CHECK(has(up.out, "up: web created, db created"));
     for (const char* vm : {"web", "db"}) {
         auto st = d.ctl({"status", vm});
-        CHECK(field(st.out, "state") == "running");
-        CHECK(field(st.out, "vmfile") == file);
-        CHECK(field(st.out, "vmfile_changed") == "no");
+        CHECK(statusField(st.out, "state") == "running");
+        CHECK(statusField(st.out, "vmfile") == file);
+        CHECK(statusField(st.out, "vmfile_changed") == "no");
     }
 
     // Running VMs are left alone.
@@ -107,8 +96,8 @@ TEST_CASE("up creates and starts every VM, skips running ones; down stops; reloa
     INFO(down.out << down.err);
     CHECK(down.code == 0);
     CHECK(has(down.out, "db | stopped"));
-    CHECK(field(d.ctl({"status", "db"}).out, "state") == "stopped");
-    CHECK(field(d.ctl({"status", "web"}).out, "state") == "running");
+    CHECK(statusField(d.ctl({"status", "db"}).out, "state") == "stopped");
+    CHECK(statusField(d.ctl({"status", "web"}).out, "state") == "running");
     auto restart = d.ctl({"up", "--file", file}, 120s);
     CHECK(restart.code == 0);
     CHECK(has(restart.out, "db  | started"));
@@ -116,7 +105,7 @@ TEST_CASE("up creates and starts every VM, skips running ones; down stops; reloa
 
     // The file changes: status says so, reload re-creates from the new text.
     writeFile(file, guestVm("web", "    vcpus 2\n") + guestVm("db"));
-    CHECK(field(d.ctl({"status", "web"}).out, "vmfile_changed") == "yes");
+    CHECK(statusField(d.ctl({"status", "web"}).out, "vmfile_changed") == "yes");
     auto note = d.ctl({"up", "--file", file}, 60s);
     CHECK(has(note.out, "web | the VMFile changed since this VM was created"));
     auto reload = d.ctl({"reload", "--file", file, "--name", "web"}, 180s);
@@ -125,9 +114,9 @@ TEST_CASE("up creates and starts every VM, skips running ones; down stops; reloa
     CHECK(has(reload.out, "web | destroyed"));
     CHECK(has(reload.out, "web | created"));
     auto web = d.ctl({"status", "web"});
-    CHECK(field(web.out, "vcpus") == "2");
-    CHECK(field(web.out, "state") == "running");
-    CHECK(field(web.out, "vmfile_changed") == "no");
+    CHECK(statusField(web.out, "vcpus") == "2");
+    CHECK(statusField(web.out, "state") == "running");
+    CHECK(statusField(web.out, "vmfile_changed") == "no");
 
     auto gone = d.ctl({"down", "--file", file, "--destroy"}, 60s);
     CHECK(gone.code == 0);
@@ -159,8 +148,8 @@ TEST_CASE("a VM of the same name made by hand is left alone, the others come up"
     CHECK(has(up.err, "mine: A VM named \"mine\" exists but was not created from a VMFile"));
     CHECK(has(up.err, "hint: Rename the VM in the VMFile"));
     CHECK(has(up.out, "other | started"));
-    CHECK(field(d.ctl({"status", "mine"}).out, "state") == "prepared");
-    CHECK(field(d.ctl({"status", "other"}).out, "state") == "running");
+    CHECK(statusField(d.ctl({"status", "mine"}).out, "state") == "prepared");
+    CHECK(statusField(d.ctl({"status", "other"}).out, "state") == "running");
 
     auto down = d.ctl({"down", "--file", file, "--destroy"}, 60s);
     CHECK(down.code == 1);
