@@ -5,6 +5,7 @@
 #include "vmrd/console_methods.h"
 #include "vmrd/image_methods.h"
 #include "vmrd/vm_methods.h"
+#include "vmrd/vmfile_methods.h"
 
 #include "config.h"
 
@@ -307,6 +308,7 @@ void Daemon::registerMethods()
                            return w.take();
                        }});
     registerVmMethods(*server_, *manager_, *cache_);
+    registerVmfileMethods(*server_, *manager_, *cache_);
     ImageHooks imageHooks;
     imageHooks.publish = [this](std::string_view topic, std::string_view fields) {
         publish(topic, "", fields);

@@ -11,6 +11,7 @@
 #include "output.h"
 #include "ssh_commands.h"
 #include "vm_commands.h"
+#include "vmfile_commands.h"
 
 #include "config.h"
 
@@ -82,6 +83,15 @@ Commands:
   check [--file F] [--json]
                            Validate a VMFile (default ./VMFile.kdl) without touching any VM
                            and print its resolved definition; exit 1 if it is invalid
+  up [--file F] [--name N]... [--no-provision]
+                           Bring up the VMFile's VMs: create, start and provision what is
+                           missing; running VMs are left alone
+  down [--file F] [--name N]... [--destroy] [--force]
+                           Stop the VMFile's VMs (or destroy them)
+  reload [--file F] [--name N]... [--no-provision]
+                           Destroy the VMFile's VMs and bring them up again
+  provision [--file F] [--name N]...
+                           Re-run the VMFile's provisioners on its running VMs
   rpc METHOD [PARAMS]      Call a JSON-RPC method; PARAMS is a JSON object or array
 
 Options:
@@ -315,7 +325,9 @@ int run(const Options& opt)
         vmr::json::Writer w;
         w.beginObject().field("name", args[1]).endObject();
         params = w.take();
-        human = [](const std::string& raw) { return vmr::ctl::printStatus(raw); };
+        human = [](const std::string& raw) {
+            return vmr::ctl::printStatus(vmr::ctl::withVmfileChanged(raw));
+        };
     } else if (cmd == "rpc") {
         if (args.size() < 2 || args.size() > 3) return usageError("usage: vmrctl rpc METHOD [JSON-PARAMS]");
         method = args[1];
@@ -366,7 +378,16 @@ int run(const Options& opt)
             return kExitOk;
         }
         return printResult(opt, *r, [](const std::string& raw) { return vmr::ctl::printStatus(raw); });
-    } else if (cmd == "events" || cmd == "provision" || cmd == "ssh" || cmd == "log") {
+    } else if (vmr::ctl::isVmfileCommand(cmd) || cmd == "provision") {
+        auto inv = vmr::ctl::parseVmfileCommand(args);
+        if (!inv) return usageError(inv.error().message());
+        if (*inv) {
+            auto client = connectDaemon(opt);
+            if (!client) return reportError(client.error());
+            return vmr::ctl::runVmfileCommand(*client, **inv, opt.json);
+        }
+        // provision NAME: handled below, after connecting
+    } else if (cmd == "events" || cmd == "ssh" || cmd == "log") {
         // handled below, after connecting
     } else if (cmd == "console") {
         auto a = vmr::ctl::parseConsoleArgs(args);
@@ -398,7 +419,23 @@ int run(const Options& opt)
         return e.kind() == ErrorKind::InvalidArgument ? usageError(e.message()) : reportError(e);
     };
     if (cmd == "provision") return vmr::ctl::runProvision(*client, args, opt.json, report);
-    if (cmd == "ssh") return vmr::ctl::runSsh(*client, args, report);
+    if (cmd == "ssh") {
+        // No VM name: the VMFile's only VM.
+        bool named = false;
+        for (size_t i = 1; i < args.size() && args[i] != "--"; ++i) {
+            if (args[i] == "--user" || args[i] == "--key")
+                ++i;
+            else if (args[i].empty() || args[i][0] != '-')
+                named = true;
+        }
+        if (named) return vmr::ctl::runSsh(*client, args, report);
+        auto sole =
+            vmr::ctl::soleVmName(std::string(vmr::config::kVmFileName), vmr::config::Env::fromProcess().home);
+        if (!sole) return reportError(sole.error());
+        std::vector<std::string> withName = args;
+        withName.insert(withName.begin() + 1, *sole);
+        return vmr::ctl::runSsh(*client, withName, report);
+    }
     if (cmd == "log") {
         auto a = vmr::ctl::parseLogArgs(args);
         if (!a) return usageError(a.error().message());
