@@ -2,6 +2,7 @@
 
 #include "base/json.h"
 #include "base/log.h"
+#include "config/templates.h"
 #include "vmrd/console_methods.h"
 #include "vmrd/image_methods.h"
 #include "vmrd/vm_methods.h"
@@ -307,7 +308,9 @@ void Daemon::registerMethods()
                            w.endArray().endObject();
                            return w.take();
                        }});
-    registerVmMethods(*server_, *manager_, *cache_);
+    std::string configFile =
+        options_.configPath.value_or(config::defaultConfigPath(mode_, config::Env::fromProcess()));
+    registerVmMethods(*server_, *manager_, *cache_, config::templatesDir(configFile));
     registerVmfileMethods(*server_, *manager_, *cache_);
     ImageHooks imageHooks;
     imageHooks.publish = [this](std::string_view topic, std::string_view fields) {

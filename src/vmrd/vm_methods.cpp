@@ -1,6 +1,7 @@
 #include "vmrd/vm_methods.h"
 
 #include "base/json.h"
+#include "config/templates.h"
 #include "store/names.h"
 
 #include <simdjson.h>
@@ -224,6 +225,40 @@ Result<CreateParams> parseCreateParams(const rpc::Params& p)
     return out;
 }
 
+Result<rpc::Params> applyTemplate(const vm::Manager& m, const std::string& templatesDir, const rpc::Params& p)
+{
+    auto name = p.optString("template");
+    if (!name) return std::move(name).error();
+    if (!*name) return p;
+    auto templ = config::loadTemplate(templatesDir, **name);
+    if (!templ) return std::move(templ).error();
+    json::Writer request;
+    request.beginObject();
+    bool named = false;
+    for (const auto& f : p.fields()) {
+        if (f.name == "template") continue;
+        if (f.name == "name") named = true;
+        request.key(f.name).raw(f.raw);
+    }
+    if (!named) {
+        // virshle's workflow: the same command again and again gives one more VM each time.
+        for (int i = 1;; ++i) {
+            std::string candidate = **name + "-" + std::to_string(i);
+            if (m.find(candidate) == nullptr && store::validateVmName(candidate)) {
+                request.field("name", candidate);
+                break;
+            }
+            if (i > 100000)
+                return Error(ErrorKind::VmExists, "No free name for template \"" + **name + "\"",
+                             "Give --name");
+        }
+    }
+    request.endObject();
+    auto merged = config::mergeParams(templ->paramsJson, request.str());
+    if (!merged) return std::move(merged).error();
+    return rpc::Params::parse(*merged);
+}
+
 Task<Result<store::VmRecord>> createVm(rpc::Server& server, vm::Manager& m, image::Cache& cache,
                                        rpc::Peer peer, CreateParams params)
 {
@@ -258,7 +293,8 @@ std::string vmListJson(const vm::Manager& manager)
     return w.take();
 }
 
-void registerVmMethods(rpc::Server& server, vm::Manager& manager, image::Cache& cache)
+void registerVmMethods(rpc::Server& server, vm::Manager& manager, image::Cache& cache,
+                       std::string templatesDir)
 {
     vm::Manager* m = &manager;
     rpc::Server* srv = &server;
@@ -278,17 +314,36 @@ void registerVmMethods(rpc::Server& server, vm::Manager& manager, image::Cache& 
     server.addMethod(
         "vm.create",
         rpc::Method{.async =
-                        [m, srv, c](rpc::Peer peer, rpc::Params p) {
-                            return [](rpc::Server* s, vm::Manager* mm, image::Cache* cc, rpc::Peer who,
-                                      rpc::Params params) -> Task<Result<std::string>> {
-                                auto parsed = parseCreateParams(params);
+                        [m, srv, c, templatesDir](rpc::Peer peer, rpc::Params p) {
+                            return [](rpc::Server* s, vm::Manager* mm, image::Cache* cc, std::string dir,
+                                      rpc::Peer who, rpc::Params params) -> Task<Result<std::string>> {
+                                auto applied = applyTemplate(*mm, dir, params);
+                                if (!applied) co_return std::move(applied).error();
+                                auto parsed = parseCreateParams(*applied);
                                 if (!parsed) co_return std::move(parsed).error();
                                 auto rec = co_await createVm(*s, *mm, *cc, who, std::move(*parsed));
                                 if (!rec) co_return std::move(rec).error();
                                 co_return store::toJson(*rec);
-                            }(srv, m, c, peer, std::move(p));
+                            }(srv, m, c, templatesDir, peer, std::move(p));
                         },
                     .mutating = true});
+    server.addMethod("template.list",
+                     rpc::Method{.sync = [templatesDir](const rpc::Call& call) -> Result<std::string> {
+                         VMR_TRY(call.params.allowOnly({}));
+                         auto all = config::loadTemplates(templatesDir);
+                         if (!all) return std::move(all).error();
+                         json::Writer w;
+                         w.beginObject().field("dir", templatesDir).key("templates").beginArray();
+                         for (const auto& t : *all)
+                             w.beginObject()
+                                 .field("name", t.name)
+                                 .field("path", t.path)
+                                 .key("params")
+                                 .raw(t.paramsJson)
+                                 .endObject();
+                         w.endArray().endObject();
+                         return w.take();
+                     }});
     server.addMethod("vm.provision", rpc::Method{.async =
                                                      [m, srv](rpc::Peer peer, rpc::Params p) {
                                                          return provisionVm(*srv, *m, peer, std::move(p));

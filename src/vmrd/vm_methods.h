@@ -13,7 +13,15 @@
 namespace vmr::vmrd {
 
 // `cache` serves vm.create's image_url (downloads relayed as "image.progress" notifications).
-void registerVmMethods(rpc::Server& server, vm::Manager& manager, image::Cache& cache);
+// `templatesDir`: where vm.create's `template` and template.list look (config/templates.h).
+void registerVmMethods(rpc::Server& server, vm::Manager& manager, image::Cache& cache,
+                       std::string templatesDir);
+
+// vm.create's params with a template applied: the template's params under the request's, a
+// name made from the template's when the request gives none. The request unchanged without
+// a `template`.
+Result<rpc::Params> applyTemplate(const vm::Manager& m, const std::string& templatesDir,
+                                  const rpc::Params& p);
 
 // vm.create's params as a Manager::CreateSpec (the image_url, when given, still to fetch).
 struct CreateParams {

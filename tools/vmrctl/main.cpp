@@ -92,6 +92,10 @@ Commands:
                            Destroy the VMFile's VMs and bring them up again
   provision [--file F] [--name N]...
                            Re-run the VMFile's provisioners on its running VMs
+  create --template T [--name N] [other create options]
+                           Create a VM from templates/T.toml in vmrd's config folder (a name
+                           T-1, T-2... when none is given); the options given win
+  template list            The templates vmrd has
   rpc METHOD [PARAMS]      Call a JSON-RPC method; PARAMS is a JSON object or array
 
 Options:
@@ -328,6 +332,10 @@ int run(const Options& opt)
         human = [](const std::string& raw) {
             return vmr::ctl::printStatus(vmr::ctl::withVmfileChanged(raw));
         };
+    } else if (cmd == "template") {
+        if (args.size() != 2 || args[1] != "list") return usageError("usage: vmrctl template list");
+        method = "template.list";
+        human = [](const std::string& raw) { return vmr::ctl::printTemplates(raw); };
     } else if (cmd == "rpc") {
         if (args.size() < 2 || args.size() > 3) return usageError("usage: vmrctl rpc METHOD [JSON-PARAMS]");
         method = args[1];

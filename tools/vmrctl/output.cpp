@@ -130,6 +130,33 @@ int printStatus(const std::string& resultJson)
     return 0;
 }
 
+int printTemplates(const std::string& resultJson)
+{
+    simdjson::dom::parser p;
+    simdjson::dom::object obj;
+    if (p.parse(resultJson).get(obj) != simdjson::SUCCESS) return unreadable();
+    simdjson::dom::array list;
+    if (obj["templates"].get_array().get(list) != simdjson::SUCCESS) return unreadable();
+    std::vector<std::vector<std::string>> rows = {{"NAME", "IMAGE", "VCPUS", "MEM", "PATH"}};
+    for (simdjson::dom::element t : list) {
+        simdjson::dom::object o, params;
+        if (t.get_object().get(o) != simdjson::SUCCESS ||
+            o["params"].get_object().get(params) != simdjson::SUCCESS)
+            return unreadable();
+        std::string image = field(params, "image");
+        if (image == "-") image = field(params, "image_url");
+        rows.push_back(
+            {field(o, "name"), image, field(params, "vcpus"), field(params, "memory"), field(o, "path")});
+    }
+    if (rows.size() == 1) {
+        std::printf("No templates in %s (write NAME.toml there; see docs/templates.md).\n",
+                    field(obj, "dir").c_str());
+        return 0;
+    }
+    std::fputs(formatTable(rows).c_str(), stdout);
+    return 0;
+}
+
 std::string describeEvent(const std::string& paramsJson)
 {
     simdjson::dom::parser p;

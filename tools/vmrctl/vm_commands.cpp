@@ -47,6 +47,7 @@ const std::map<std::string, Flag, std::less<>> kCreateFlags = {
     {"--cloud-init", {"user_data", false, true}},
     {"--hostname", {"hostname", false, true}},
     {"--backend", {"backend", false, true}},
+    {"--template", {"template", false, true}},
     {"--start", {"", false, false}},
 };
 
@@ -126,8 +127,9 @@ Result<Invocation> parseCreate(const std::vector<std::string>& args)
             w.field(it->second.param, *v);
         }
     }
-    if (!seen["--name"]) return usage("create: --name is required");
-    if (seen["--image"] == seen["--image-url"])
+    if (!seen["--name"] && !seen["--template"])
+        return usage("create: --name is required (it may be left out with --template)");
+    if (!seen["--template"] && seen["--image"] == seen["--image-url"])
         return usage(
             "create: give exactly one of --image (a local disk image) and --image-url (one to download)");
     w.endObject();
