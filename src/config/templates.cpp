@@ -168,6 +168,19 @@ Result<std::string> toParams(const toml::table& t, const std::string& path)
     return w.take();
 }
 
+Result<Template> readTemplate(const std::string& path, std::string name)
+{
+    toml::table t;
+    try {
+        t = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        return templateError(path, e.source(), std::string(e.description()));
+    }
+    auto params = toParams(t, path);
+    if (!params) return std::move(params).error();
+    return Template{std::move(name), path, *params};
+}
+
 }  // namespace
 
 std::string templatesDir(const std::string& configPath)
@@ -188,15 +201,7 @@ Result<Template> loadTemplate(const std::string& dir, std::string_view name)
                      have.empty() ? "Write one as " + dir + "/NAME.toml (docs/templates.md)"
                                   : "Templates there: " + have);
     }
-    toml::table t;
-    try {
-        t = toml::parse_file(path);
-    } catch (const toml::parse_error& e) {
-        return templateError(path, e.source(), std::string(e.description()));
-    }
-    auto params = toParams(t, path);
-    if (!params) return std::move(params).error();
-    return Template{std::string(name), path, *params};
+    return readTemplate(path, std::string(name));
 }
 
 Result<std::vector<Template>> loadTemplates(const std::string& dir)
@@ -211,16 +216,9 @@ Result<std::vector<Template>> loadTemplates(const std::string& dir)
     }
     std::sort(names.begin(), names.end());
     for (const auto& n : names) {
-        std::string path = dir + "/" + n + ".toml";
-        toml::table t;
-        try {
-            t = toml::parse_file(path);
-        } catch (const toml::parse_error& e) {
-            return templateError(path, e.source(), std::string(e.description()));
-        }
-        auto params = toParams(t, path);
-        if (!params) return std::move(params).error();
-        out.push_back(Template{n, path, *params});
+        auto t = readTemplate(dir + "/" + n + ".toml", n);
+        if (!t) return std::move(t).error();
+        out.push_back(std::move(*t));
     }
     return out;
 }
