@@ -196,7 +196,7 @@ Result<std::vector<std::string>> sshArgv(const SshTarget& t, const std::string& 
     // A pinned key is checked strictly; with none known yet, the first key seen is kept.
     argv.insert(argv.end(), {"-o", field(obj, "host_key").empty() ? "StrictHostKeyChecking=accept-new"
                                                                   : "StrictHostKeyChecking=yes"});
-    argv.insert(argv.end(), {"-o", "HostKeyAlias=vmr-" + t.name});
+    argv.insert(argv.end(), {"-o", "HostKeyAlias=vmr-" + field(obj, "id")});
     if (::access(key.c_str(), R_OK) == 0) argv.insert(argv.end(), {"-i", key, "-o", "IdentitiesOnly=no"});
     argv.push_back(user + "@127.0.0.1");
     if (!t.command.empty()) {
@@ -220,15 +220,18 @@ int runSsh(Client& client, const std::vector<std::string>& args, const ReportFn&
                                                                : "/tmp/vmr-" + std::to_string(::getuid());
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    std::string known = dir + "/known_hosts-" + t->name;
     simdjson::dom::parser p;
     simdjson::dom::object obj;
     if (p.parse(*status).get(obj) != simdjson::SUCCESS)
-        return fail(Error(ErrorKind::ParseError, "bad status"));
+        return fail(Error(ErrorKind::ParseError, "vmrd sent a status vmrctl cannot read"));
+    // One file per VM id (random, unique per VM): two vmrds with a VM of the same name never
+    // share one.
+    std::string id = field(obj, "id");
+    std::string known = dir + "/known_hosts-" + id;
     std::string hostKey = field(obj, "host_key");
     if (!hostKey.empty()) {
         std::ofstream out(known, std::ios::trunc);
-        out << "vmr-" << t->name << " " << hostKey << "\n";
+        out << "vmr-" << id << " " << hostKey << "\n";
     }
     auto argv = sshArgv(*t, *status, known);
     if (!argv) return fail(argv.error());
