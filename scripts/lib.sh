@@ -10,8 +10,8 @@ VMR_BUILD_PACKAGES=(
   libtomlplusplus-dev libzstd-dev libisofs-dev libspdlog-dev catch2 libssl-dev
 )
 # What the tests need besides: a real sshd on loopback (SSH client tests) and cloud-init's
-# schema validator (generated user-data).
-VMR_TEST_PACKAGES=(openssh-server cloud-init)
+# schema validator (generated user-data), isoinfo (the seed ISO read back).
+VMR_TEST_PACKAGES=(openssh-server cloud-init genisoimage)
 # What running VMs needs (the tests boot real QEMU under TCG); ssh for `vmrctl ssh`.
 VMR_RUN_PACKAGES=(qemu-system-x86 qemu-utils ovmf openssh-client)
 
