@@ -38,6 +38,9 @@ for _ in $(seq 1 120); do
 done
 grep -q VMR-GUEST-READY "$log" && echo "The guest is up: its console printed VMR-GUEST-READY ($log)"
 
+say "vmrctl ssh demo -- uname -a   (as the seed's user, checking the guest's pinned host key)"
+$ctl ssh demo -- uname -a || echo "(ssh did not answer; see $ctl log demo --console)"
+
 say "vmrctl list"
 $ctl list
 say "vmrctl status demo"
@@ -49,6 +52,9 @@ cat <<MSG
 vmrd (pid $pid) runs the VM "demo" in user mode; QEMU runs under TCG here unless KVM can
 boot guests. The VM keeps running if vmrd stops, and vmrd re-adopts it when it starts again.
 Try next:
+  $ctl ssh demo                        # a shell on the guest (user "vm", host key pinned)
+  $ctl console demo                    # its serial console (detach with Ctrl-])
+  $ctl provision demo --shell 'uname -a; uptime'
   $ctl suspend demo; $ctl resume demo
   $ctl events                          # follow vm.state events (Ctrl-C to stop)
   $ctl stop demo                       # ACPI power-off, then SIGTERM/SIGKILL after 30 s
