@@ -34,7 +34,12 @@ TEST_CASE("create sends local paths as absolute paths", "[vmrctl]")
 
 TEST_CASE("create's usage errors say what is wrong", "[vmrctl]")
 {
-    CHECK(parseVmCommand({"create", "--image", "/x"}).error().message() == "create: --name is required");
+    CHECK(parseVmCommand({"create", "--image", "/x"}).error().message() ==
+          "create: --name is required (it may be left out with --template)");
+    // A template gives the image, and a name is made when none is given.
+    auto templ = parseVmCommand({"create", "--template", "small"});
+    REQUIRE(templ.ok());
+    CHECK(templ->params == R"({"template":"small"})");
     CHECK(parseVmCommand({"create", "--name", "a"}).error().message().find("exactly one of --image") !=
           std::string::npos);
     CHECK(parseVmCommand({"create", "--name", "a", "--image", "/x", "--image-url", "http://h/i"})
