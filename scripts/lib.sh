@@ -5,7 +5,7 @@ VMR_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # What building and testing vmr needs from Debian 12.
 VMR_BUILD_PACKAGES=(
-  meson ninja-build pkg-config g++ git
+  meson ninja-build pkg-config g++ git dpkg-dev
   liburing-dev libuv1-dev libcpp-httplib-dev libsimdjson-dev libssh2-1-dev
   libtomlplusplus-dev libzstd-dev libisofs-dev libspdlog-dev catch2 libssl-dev
 )

@@ -7,44 +7,45 @@ namespace vmr {
 
 namespace {
 
-constexpr std::array<std::string_view, static_cast<size_t>(ErrorKind::Count_)> kKindNames = {
-    "internal",
-    "system",
-    "invalid_argument",
-    "parse_error",
-    "invalid_request",
-    "method_not_found",
-    "invalid_params",
-    "config",
-    "not_found",
-    "vm.not_found",
-    "vm.exists",
-    "vm.bad_state",
-    "vm.invalid_name",
-    "store.corrupt",
-    "timeout",
-    "cancelled",
-    "unsupported",
-    "permission_denied",
-    "busy",
-    "too_large",
-    "unavailable",
-    "image.not_found",
-    "tool.missing",
-    "image.checksum_mismatch",
-    "image.download_failed",
-    "ssh.host_key_mismatch",
-    "ssh.auth_failed",
-    "provision.failed",
-    "hypervisor.error",
+struct KindInfo {
+    std::string_view name;
+    int code;
+    std::string_view message;
+    std::string_view hint;
 };
+
+constexpr std::array<KindInfo, static_cast<size_t>(ErrorKind::Count_)> kKinds = {{
+#define VMR_KIND_INFO(e, name, code, message, hint) {name, code, message, hint},
+    VMR_ERROR_KINDS(VMR_KIND_INFO)
+#undef VMR_KIND_INFO
+}};
+
+const KindInfo& info(ErrorKind k) noexcept
+{
+    auto i = static_cast<size_t>(k);
+    return i < kKinds.size() ? kKinds[i] : kKinds[0];
+}
 
 }  // namespace
 
 std::string_view kindName(ErrorKind k) noexcept
 {
-    auto i = static_cast<size_t>(k);
-    return i < kKindNames.size() ? kKindNames[i] : std::string_view("internal");
+    return info(k).name;
+}
+
+int kindCode(ErrorKind k) noexcept
+{
+    return info(k).code;
+}
+
+std::string_view kindMessage(ErrorKind k) noexcept
+{
+    return info(k).message;
+}
+
+std::string_view kindHint(ErrorKind k) noexcept
+{
+    return info(k).hint;
 }
 
 Error Error::fromErrno(int err, std::string message, std::string hint)

@@ -3,49 +3,28 @@
 // Error: a kind (machine-readable, mapped to a JSON-RPC code in exactly one place),
 // a sentence for people, a hint saying what to do, and an optional cause chain.
 
+#include "base/error_kinds.def"
+
 #include <memory>
 #include <string>
 #include <string_view>
 
 namespace vmr {
 
-// Every error kind vmr can report. The dotted name (kindName) is what clients see in
-// `error.data.kind`; rpc::errorCode() maps each to a JSON-RPC code. Keep the list and
-// the table in error.cpp in the same order.
+// Every error kind vmr can report, generated from the table in error_kinds.h: the dotted
+// name (kindName) is what clients see in `error.data.kind`, kindCode the JSON-RPC code.
 enum class ErrorKind {
-    Internal,         // a bug or an unexpected system failure
-    System,           // a system call failed (errno set)
-    InvalidArgument,  // a caller gave a bad value
-    ParseError,       // malformed text (JSON, TOML, KDL...)
-    InvalidRequest,   // well-formed JSON that is not a JSON-RPC request
-    MethodNotFound,
-    InvalidParams,
-    Config,    // bad configuration file
-    NotFound,  // generic "no such thing"
-    VmNotFound,
-    VmExists,
-    VmBadState,
-    InvalidName,
-    StoreCorrupt,
-    Timeout,
-    Cancelled,
-    Unsupported,
-    PermissionDenied,
-    Busy,
-    TooLarge,
-    Unavailable,       // a peer (daemon, hypervisor) is not reachable
-    ImageNotFound,     // a VM's base image is missing
-    ToolMissing,       // a program vmrd needs is not installed
-    ChecksumMismatch,  // a checksum does not match
-    DownloadFailed,    // a download failed
-    HostKeyMismatch,   // a guest's SSH host key differs from the pinned one
-    AuthFailed,        // SSH authentication failed
-    ProvisionFailed,   // a provisioning step failed
-    HypervisorError,   // the hypervisor refused a request
-    Count_,
+#define VMR_KIND_ENUM(e, name, code, message, hint) e,
+    VMR_ERROR_KINDS(VMR_KIND_ENUM)
+#undef VMR_KIND_ENUM
+        Count_,
 };
 
 std::string_view kindName(ErrorKind k) noexcept;
+// The JSON-RPC code, the default message and the default hint of a kind (error_kinds.h).
+int kindCode(ErrorKind k) noexcept;
+std::string_view kindMessage(ErrorKind k) noexcept;
+std::string_view kindHint(ErrorKind k) noexcept;
 
 class Error {
 public:

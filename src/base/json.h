@@ -5,6 +5,7 @@
 // line-delimited stream (a raw newline never appears inside a value).
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,20 @@ public:
     {
         key(k);
         return value(std::forward<T>(v));
+    }
+
+    // key + the string, or null when it is empty.
+    Writer& nullableField(std::string_view k, std::string_view v)
+    {
+        key(k);
+        return v.empty() ? null() : value(v);
+    }
+    // key + the value, or null when there is none.
+    template <typename T>
+    Writer& optionalField(std::string_view k, const std::optional<T>& v)
+    {
+        key(k);
+        return v ? value(*v) : null();
     }
 
     const std::string& str() const noexcept { return out_; }

@@ -121,3 +121,15 @@ inline Result<void> success()
         auto vmr_try_r_ = (expr);                                                      \
         if (!vmr_try_r_.ok()) return ::vmr::Unexpected(std::move(vmr_try_r_).error()); \
     } while (0)
+
+#define VMR_CONCAT_INNER_(a, b) a##b
+#define VMR_CONCAT_(a, b) VMR_CONCAT_INNER_(a, b)
+
+// Evaluate a Result-valued expression and assign its value to `lhs` (a declaration such as
+// `auto name` or an existing variable), or return its error:
+//   VMR_TRY_ASSIGN(auto rec, store.load(name));
+#define VMR_TRY_ASSIGN(lhs, expr) VMR_TRY_ASSIGN_IMPL_(VMR_CONCAT_(vmr_try_v_, __LINE__), lhs, expr)
+#define VMR_TRY_ASSIGN_IMPL_(tmp, lhs, expr)                         \
+    auto tmp = (expr);                                               \
+    if (!tmp.ok()) return ::vmr::Unexpected(std::move(tmp).error()); \
+    lhs = std::move(tmp).value()

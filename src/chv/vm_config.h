@@ -4,6 +4,7 @@
 // `vm.create`, built from a VM's spec, and the answers of `vmm.ping` and `vm.info`. Pure.
 
 #include "base/result.h"
+#include "model/spec.h"
 
 #include <cstdint>
 #include <optional>
@@ -12,32 +13,25 @@
 
 namespace vmr::chv {
 
-struct VmConfigSpec {
-    uint32_t vcpus = 1;
-    uint64_t memoryMib = 1024;
-    // Payload: a firmware, or a kernel with an optional initramfs and cmdline.
-    std::string firmware;
-    std::string kernel;
-    std::string initramfs;
-    std::string cmdline;
-    std::string overlay;  // qcow2 on a backing file; empty: no disk
-    std::string seedIso;  // attached read-only; empty: none
-    // Network: a tap device (created by cloud-hypervisor when it does not exist); empty: no NIC.
+// What a VM's config needs besides its spec: the files and devices vmrd made for it.
+struct Attachments {
+    std::string firmware;  // a firmware file (the spec's, resolved); empty: boot the kernel
+    std::string overlay;   // qcow2 on a backing file; empty: no disk
+    std::string seedIso;   // attached read-only; empty: none
+    // Network: a tap device and the guest's MAC; empty: no NIC.
     std::string tap;
     std::string mac;
     std::string rngSource = "/dev/urandom";  // empty: no virtio-rng
     std::string serialSocket;                // the serial port as a unix socket server
 };
 
-// cloud-hypervisor's limit on vCPUs (x86_64).
-constexpr uint32_t kMaxVcpus = 254;
-
-// The VmConfig JSON: cpus, memory (bytes), payload, disks (overlay as Qcow2 with backing files,
-// seed read-only), net, rng, serial in Socket mode, console explicitly Off (its default, Tty,
-// would take over vmrd's terminal). InvalidArgument naming the field when the spec cannot be
-// expressed: no payload or both, initramfs/cmdline without kernel, vcpus or memory out of range,
-// a bad MAC, a serial socket path that does not fit a unix socket.
-Result<std::string> buildVmConfig(const VmConfigSpec& spec);
+// The VmConfig JSON: cpus, memory (bytes), payload (the firmware, or the spec's kernel, initrd
+// and cmdline), disks (overlay as Qcow2 with backing files, seed read-only), net, rng, serial in
+// Socket mode, console explicitly Off (its default, Tty, would take over vmrd's terminal).
+// InvalidArgument naming the field when they cannot be expressed: no payload or both, vcpus out
+// of range (model::kMaxChvVcpus), a bad MAC or tap name, a serial socket path that does not fit
+// a unix socket.
+Result<std::string> buildVmConfig(const model::VmSpec& spec, const Attachments& a);
 
 // The states `vm.info` reports.
 enum class VmRunState { Created, Running, Shutdown, Paused, BreakPoint };

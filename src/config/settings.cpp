@@ -1,14 +1,12 @@
 #include "config/settings.h"
 
-#include "base/fd.h"
+#include "base/files.h"
 #include "base/json.h"
 #include "base/suggest.h"
 
 #include <toml++/toml.h>
 
-#include <fcntl.h>
 #include <pwd.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -472,35 +470,23 @@ Result<Settings> loadSettings(Mode mode, std::optional<std::string> explicitPath
 {
     const bool isExplicit = explicitPath.has_value();
     std::string path = isExplicit ? *explicitPath : defaultConfigPath(mode, env);
-    auto cannotRead = [&](int err) {
-        return Error(ErrorKind::Config, "Cannot read config file " + path,
-                     isExplicit ? "Check the path given with --config" : "Fix or remove the file")
-            .causedBy(Error::fromErrno(err, {}));
-    };
     if (path.empty()) return parseSettings("", "", mode, env);
 
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-    if (!fd) {
-        int err = errno;
-        if (err == ENOENT && !isExplicit) return parseSettings("", "", mode, env);
-        return cannotRead(err);
-    }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) return cannotRead(errno);
-    if (!S_ISREG(st.st_mode))
-        return Error(ErrorKind::Config, "Cannot read config file " + path + ": not a regular file");
-    std::string text;
-    char buf[8192];
-    for (;;) {
-        ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return cannotRead(errno);
-        if (n == 0) break;
-        text.append(buf, static_cast<size_t>(n));
-        if (text.size() > kMaxConfigBytes)
+    auto text = readFile(path, kMaxConfigBytes);
+    if (!text) {
+        // readFile's errors, in the words of a config file: an errno from open, fstat or read,
+        // or else a file too large or not a regular one.
+        const Error& e = text.error();
+        if (e.sysErrno() == ENOENT && !isExplicit) return parseSettings("", "", mode, env);
+        if (e.kind() == ErrorKind::TooLarge)
             return Error(ErrorKind::Config, "Config file " + path + " is larger than 1 MiB");
+        if (e.sysErrno() == 0)
+            return Error(ErrorKind::Config, "Cannot read config file " + path + ": not a regular file");
+        return Error(ErrorKind::Config, "Cannot read config file " + path,
+                     isExplicit ? "Check the path given with --config" : "Fix or remove the file")
+            .causedBy(Error::fromErrno(e.sysErrno(), {}));
     }
-    auto s = parseSettings(text, path, mode, env);
+    auto s = parseSettings(*text, path, mode, env);
     if (!s) return s;
     s->configPath = path;
     return s;

@@ -2,6 +2,7 @@
 
 #include "base/json.h"
 #include "base/suggest.h"
+#include "model/spec.h"
 
 #include <simdjson.h>
 #include <toml++/toml.h>
@@ -27,28 +28,14 @@ Error templateError(const std::string& path, const toml::source_region& at, cons
         hint.empty() ? "Fix the template (docs/templates.md lists its keys)" : std::move(hint));
 }
 
-// The keys of a template, as a VMFile `vm` block spells them, and the vm.create param of each.
-struct Key {
-    const char* toml;
-    const char* param;
-    enum { String, Integer, Path, Bool } type;
-};
-constexpr Key kKeys[] = {
-    {"image", "image", Key::Path},
-    {"image-url", "image_url", Key::String},
-    {"image-sha256", "image_sha256", Key::String},
-    {"vcpus", "vcpus", Key::Integer},
-    {"memory", "memory", Key::Integer},
-    {"disk", "disk", Key::Integer},
-    {"network", "network", Key::String},
-    {"backend", "backend", Key::String},
-    {"kernel", "kernel", Key::Path},
-    {"initrd", "initrd", Key::Path},
-    {"cmdline", "cmdline", Key::String},
-    {"accel", "accel", Key::String},
-    {"firmware", "firmware", Key::String},
-    {"vnc", "vnc", Key::Bool},
-};
+// A template's keys are the VMFile's (model::FieldInfo::kdl) at the top level; each becomes
+// its field's vm.create param.
+const model::FieldInfo* topLevelField(std::string_view key)
+{
+    for (const auto& f : model::fields())
+        if (!f.kdl.empty() && f.kdl == key && f.kdl.find('.') == std::string_view::npos) return &f;
+    return nullptr;
+}
 constexpr const char* kTables[] = {"cloud-init", "ssh", "provision"};
 
 std::string absoluteFrom(const std::string& dir, const std::string& path)
@@ -68,7 +55,8 @@ Result<std::string> readText(const std::string& path, const std::string& what)
 std::vector<std::string_view> knownNames()
 {
     std::vector<std::string_view> names;
-    for (const auto& k : kKeys) names.emplace_back(k.toml);
+    for (const auto& f : model::fields())
+        if (!f.kdl.empty() && f.kdl.find('.') == std::string_view::npos) names.push_back(f.kdl);
     for (const char* t : kTables) names.emplace_back(t);
     return names;
 }
@@ -80,24 +68,23 @@ Result<std::string> toParams(const toml::table& t, const std::string& path)
     w.beginObject();
     for (const auto& [k, node] : t) {
         std::string key(k.str());
-        const Key* spec = nullptr;
-        for (const auto& c : kKeys)
-            if (key == c.toml) spec = &c;
-        if (spec != nullptr) {
-            if (spec->type == Key::Integer) {
+        if (const model::FieldInfo* f = topLevelField(key)) {
+            if (f->type == model::FieldType::Integer) {
                 auto v = node.value<int64_t>();
-                if (!v || *v <= 0)
-                    return templateError(path, node.source(), "\"" + key + "\" must be a positive integer");
-                w.field(spec->param, *v);
-            } else if (spec->type == Key::Bool) {
+                if (!v) return templateError(path, node.source(), "\"" + key + "\" must be a whole number");
+                auto checked = model::checkInteger(f->id, *v);
+                if (!checked)
+                    return templateError(path, node.source(), "\"" + key + "\" " + checked.error().message());
+                w.field(f->wire, *checked);
+            } else if (f->type == model::FieldType::Boolean) {
                 auto v = node.value<bool>();
                 if (!v) return templateError(path, node.source(), "\"" + key + "\" must be true or false");
-                w.field(spec->param, *v);
+                w.field(f->wire, *v);
             } else {
                 auto v = node.value<std::string>();
                 if (!v || v->empty())
                     return templateError(path, node.source(), "\"" + key + "\" must be a non-empty string");
-                w.field(spec->param, spec->type == Key::Path ? absoluteFrom(dir, *v) : *v);
+                w.field(f->wire, f->type == model::FieldType::Path ? absoluteFrom(dir, *v) : *v);
             }
             continue;
         }

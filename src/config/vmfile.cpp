@@ -4,6 +4,7 @@
 #include "base/json.h"
 #include "base/suggest.h"
 #include "config/kdl_chars.h"
+#include "model/names.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -16,48 +17,25 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <span>
 
 namespace vmr::config {
 
 namespace {
 
-// A VMFile is a few dozen lines; anything this big is not one.
-constexpr size_t kMaxVmFileBytes = 1 << 20;
-constexpr size_t kMaxVmNameLength = 63;
-constexpr size_t kMaxBridgeNameLength = 15;  // IFNAMSIZ - 1
-constexpr uint64_t kMaxVcpus = 1024;
-constexpr uint64_t kMaxMemoryMib = uint64_t(1) << 32;
-constexpr uint64_t kMaxDiskGib = uint64_t(1) << 20;
-
-constexpr std::array<std::string_view, 15> kVmFields = {
-    "image", "image-url", "image-sha256", "vcpus",  "memory", "disk",    "network", "cloud-init",
-    "ssh",   "provision", "backend",      "kernel", "initrd", "cmdline", "accel"};
-constexpr std::array<std::string_view, 3> kNetworkModes = {"user", "tap", "none"};
+constexpr std::array<std::string_view, 17> kVmFields = {
+    "image",     "image-url", "image-sha256", "vcpus",  "memory",  "disk",  "network",  "cloud-init", "ssh",
+    "provision", "backend",   "kernel",       "initrd", "cmdline", "accel", "firmware", "vnc"};
 constexpr std::array<std::string_view, 1> kNetworkFields = {"bridge"};
-constexpr std::array<std::string_view, 3> kCloudInitFields = {"hostname", "ssh-key", "user-data"};
-constexpr std::array<std::string_view, 2> kSshFields = {"user", "private-key"};
 constexpr std::array<std::string_view, 2> kProvisionTypes = {"shell", "file"};
 constexpr std::array<std::string_view, 2> kShellFields = {"inline", "script"};
 constexpr std::array<std::string_view, 2> kFileFields = {"source", "destination"};
-constexpr std::array<std::string_view, 2> kBackends = {"qemu", "chv"};
-constexpr std::array<std::string_view, 3> kAccels = {"auto", "kvm", "tcg"};
 constexpr std::array<std::string_view, 1> kTopLevel = {"vm"};
 
 bool contains(std::span<const std::string_view> list, std::string_view word)
 {
     return std::find(list.begin(), list.end(), word) != list.end();
-}
-
-// "\"a\", \"b\" or \"c\""
-std::string listChoices(std::span<const std::string_view> choices)
-{
-    std::string out;
-    for (size_t i = 0; i < choices.size(); ++i) {
-        if (i > 0) out += i + 1 == choices.size() ? " or " : ", ";
-        out += json::quote(choices[i]);
-    }
-    return out;
 }
 
 std::string quote(std::string_view s)
@@ -72,43 +50,6 @@ std::string describe(const kdl::Value& v)
     kdl::Value bare = v;
     bare.type.reset();
     return kdl::formatValue(bare);
-}
-
-bool isValidVmName(std::string_view name)
-{
-    if (name.empty() || name.size() > kMaxVmNameLength) return false;
-    auto alnum = [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    };
-    if (!alnum(name[0])) return false;
-    return std::all_of(name.begin(), name.end(),
-                       [&](char c) { return alnum(c) || c == '.' || c == '_' || c == '-'; });
-}
-
-// RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
-bool isValidHostname(std::string_view h)
-{
-    if (h.empty() || h.size() > 253) return false;
-    size_t start = 0;
-    while (start <= h.size()) {
-        size_t dot = h.find('.', start);
-        std::string_view label = h.substr(start, dot == std::string_view::npos ? h.npos : dot - start);
-        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
-        for (char c : label) {
-            bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-            if (!ok) return false;
-        }
-        if (dot == std::string_view::npos) break;
-        start = dot + 1;
-    }
-    return true;
-}
-
-bool isSha256Hex(std::string_view s)
-{
-    return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-           });
 }
 
 // "2G" -> 2048 (MiB), for the hint when memory is written with a unit.
@@ -154,15 +95,15 @@ public:
             anyVm = true;
             VmDefinition vm;
             checkVm(node, vm);
-            if (vm.name.empty()) continue;
-            if (auto it = seen.find(vm.name); it != seen.end()) {
+            if (vm.spec.name.empty()) continue;
+            if (auto it = seen.find(vm.spec.name); it != seen.end()) {
                 error(node.args[0].pos,
-                      "VM name " + quote(vm.name) + " is used twice (first on line " +
+                      "VM name " + quote(vm.spec.name) + " is used twice (first on line " +
                           std::to_string(it->second.line) + ")",
                       "Give each vm a unique name");
                 continue;
             }
-            seen.emplace(vm.name, node.pos);
+            seen.emplace(vm.spec.name, node.pos);
             out_.vms.push_back(std::move(vm));
         }
         if (!anyVm && out_.diagnostics.empty())
@@ -193,7 +134,7 @@ private:
         if (auto m = closestMatch(node.name, known)) {
             msg += "; did you mean " + quote(*m) + "?";
         } else {
-            hint = "Known here: " + listChoices(known);
+            hint = "Known here: " + model::joinWords(known);
         }
         error(node.pos, std::move(msg), std::move(hint));
     }
@@ -258,7 +199,8 @@ private:
         if (!s) return std::nullopt;
         if (contains(choices, *s)) return s;
         const kdl::Value& v = node.args[0];
-        std::string msg = "Unknown " + node.name + " " + quote(*s) + "; expected " + listChoices(choices);
+        std::string msg =
+            "Unknown " + node.name + " " + quote(*s) + "; expected " + model::joinWords(choices);
         std::string hint = "Write it as: " + std::string(example);
         if (auto m = closestMatch(*s, choices)) hint = "Did you mean " + quote(*m) + "?";
         if (node.name == "network" && *s == "vnic")
@@ -269,17 +211,41 @@ private:
         return std::nullopt;
     }
 
-    std::optional<uint64_t> integerField(const kdl::Node& node, uint64_t max, std::string_view unit)
+    // A value of a spec field, checked as vm.create checks it: "\"vcpus\" must be ...".
+    std::optional<std::string> specText(const kdl::Node& node, const kdl::Value& at, model::Field f,
+                                        const std::string& value)
     {
+        auto checked = model::checkText(f, value);
+        if (checked) return std::move(*checked);
+        std::string hint = checked.error().hint();
+        if (node.name == "network" && value == "vnic")
+            hint = "vnic is vmctl's illumos-only mode; on Linux use \"tap\" with a bridge";
+        if (node.name == "backend" && (value == "kvm" || value == "tcg"))
+            hint = "The backend is the hypervisor program; KVM or TCG is chosen with accel " + quote(value);
+        error(at.pos, quote(node.name) + " " + checked.error().message(), std::move(hint));
+        return std::nullopt;
+    }
+
+    std::optional<std::string> textField(const kdl::Node& node, model::Field f, std::string_view example,
+                                         bool blockAllowed = false)
+    {
+        auto s = stringField(node, example, blockAllowed);
+        if (!s) return std::nullopt;
+        return specText(node, node.args[0], f, *s);
+    }
+
+    std::optional<uint64_t> integerField(const kdl::Node& node, model::Field f)
+    {
+        const model::FieldInfo& info = model::fieldInfo(f);
         std::string example = node.name + " 2";
         if (node.name == "memory") example = "memory 2048";
         const kdl::Value* v = single(node, example);
         if (!v) return std::nullopt;
         std::string want = "a whole number";
-        if (!unit.empty()) want += " of " + std::string(unit);
-        want += " from 1 to " + std::to_string(max);
+        if (!info.unit.empty()) want += " of " + std::string(info.unit);
+        want += " from " + std::to_string(info.min) + " to " + std::to_string(info.max);
         auto bad = [&](std::string hint) {
-            error(v->pos, quote(node.name) + " expects " + want + ", not " + describe(*v), std::move(hint));
+            error(v->pos, quote(node.name) + " must be " + want + ", not " + describe(*v), std::move(hint));
             return std::nullopt;
         };
         if (v->isString()) {
@@ -298,8 +264,9 @@ private:
         }
         if (v->kind != kdl::ValueKind::Integer) return bad("Write a whole number: " + example);
         auto n = v->toInt64();
-        if (!n || *n < 1 || static_cast<uint64_t>(*n) > max) return bad("Write it as: " + example);
-        return static_cast<uint64_t>(*n);
+        auto checked = model::checkInteger(f, n ? *n : -1);
+        if (!n || !checked) return bad("Write it as: " + example);
+        return *checked;
     }
 
     // A local path: `~` expanded, made absolute against the VMFile's folder.
@@ -391,18 +358,19 @@ private:
     void checkVm(const kdl::Node& node, VmDefinition& vm)
     {
         vm.pos = node.pos;
+        model::VmSpec& spec = vm.spec;
         std::string label = "vm";
         if (node.args.empty()) {
             error(node.pos, "A vm block needs a name", "Write it as: vm \"web\" { ... }");
         } else if (!node.args[0].isString()) {
             error(node.args[0].pos, "A vm name must be a string, not " + describe(node.args[0]),
                   "Quote it: vm \"" + kdl::formatValue(node.args[0]) + "\"");
-        } else if (!isValidVmName(node.args[0].text)) {
+        } else if (auto named = model::validateVmName(node.args[0].text); !named) {
             error(node.args[0].pos, "Invalid vm name " + quote(node.args[0].text),
                   "A name is 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit");
         } else {
-            vm.name = node.args[0].text;
-            label = "vm " + quote(vm.name);
+            spec.name = node.args[0].text;
+            label = "vm " + quote(spec.name);
         }
         for (size_t i = 1; i < node.args.size(); ++i)
             error(node.args[i].pos, "A vm block takes one name, not " + std::to_string(node.args.size()),
@@ -410,11 +378,8 @@ private:
         if (!blockOnly(node, "vm \"web\" { image \"disk.qcow2\" }", true)) return;
 
         std::map<std::string, kdl::Position> seen;
-        const kdl::Node* imageNode = nullptr;
-        const kdl::Node* urlNode = nullptr;
-        const kdl::Node* shaNode = nullptr;
-        const kdl::Node* kernelNode = nullptr;
-        std::vector<const kdl::Node*> needKernel;
+        fieldPos_.clear();
+        failed_.clear();
         std::string in = "in " + label;
         for (const auto& f : node.children) {
             if (!contains(kVmFields, f.name)) {
@@ -422,80 +387,129 @@ private:
                 continue;
             }
             if (f.name != "provision" && !once(seen, f, in)) continue;
-            if (f.name == "image") {
-                imageNode = &f;
-                if (auto p = pathField(f, "image \"images/debian.qcow2\"", "image")) vm.image = *p;
-            } else if (f.name == "image-url") {
-                urlNode = &f;
-                if (auto u = stringField(f, "image-url \"https://example.org/debian.qcow2\"")) {
-                    if (u->starts_with("https://") || u->starts_with("http://") || u->starts_with("oci://"))
-                        vm.imageUrl = *u;
-                    else
-                        error(f.args[0].pos,
-                              "\"image-url\" must start with https://, http:// or oci://, not " + quote(*u),
-                              "Use an https:// URL, or image \"PATH\" for a local file");
-                }
-            } else if (f.name == "image-sha256") {
-                shaNode = &f;
-                if (auto h = stringField(f, "image-sha256 \"<64 hex digits>\"")) {
-                    if (isSha256Hex(*h)) {
-                        vm.imageSha256 = *h;
-                        for (auto& c : vm.imageSha256)
-                            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-                    } else {
-                        error(f.args[0].pos,
-                              "\"image-sha256\" must be 64 hexadecimal digits, not " + quote(*h),
-                              "Write the output of sha256sum for the image");
-                    }
-                }
-            } else if (f.name == "vcpus") {
-                if (auto n = integerField(f, kMaxVcpus, "")) vm.vcpus = static_cast<uint32_t>(*n);
-            } else if (f.name == "memory") {
-                if (auto n = integerField(f, kMaxMemoryMib, "MiB")) vm.memoryMib = *n;
-            } else if (f.name == "disk") {
-                if (auto n = integerField(f, kMaxDiskGib, "GiB")) vm.diskGib = *n;
-            } else if (f.name == "network") {
-                checkNetwork(f, vm);
-            } else if (f.name == "cloud-init") {
-                checkCloudInit(f, vm);
-            } else if (f.name == "ssh") {
-                checkSsh(f, vm);
-            } else if (f.name == "provision") {
-                checkProvision(f, vm);
-            } else if (f.name == "backend") {
-                if (auto b = choiceField(f, kBackends, "backend \"qemu\"")) vm.backend = *b;
-            } else if (f.name == "kernel") {
-                kernelNode = &f;
-                if (auto p = pathField(f, "kernel \"vmlinuz\"", "kernel")) vm.kernel = *p;
-            } else if (f.name == "initrd") {
-                needKernel.push_back(&f);
-                if (auto p = pathField(f, "initrd \"initrd.img\"", "initrd")) vm.initrd = *p;
-            } else if (f.name == "cmdline") {
-                needKernel.push_back(&f);
-                if (auto s = stringField(f, "cmdline \"console=ttyS0\"")) vm.cmdline = *s;
-            } else if (f.name == "accel") {
-                if (auto a = choiceField(f, kAccels, "accel \"kvm\"")) vm.accel = *a;
-            }
+            size_t before = out_.diagnostics.size();
+            std::vector<model::Field> fields = checkVmField(f, vm);
+            if (out_.diagnostics.size() != before) failed_.insert(fields.begin(), fields.end());
         }
-        if (imageNode && urlNode) {
-            const kdl::Node* later = imageNode->pos.line > urlNode->pos.line ? imageNode : urlNode;
-            error(later->pos, label + " has both image and image-url", "Keep one image source");
-        } else if (!imageNode && !urlNode) {
-            error(node.pos, label + " has no image",
-                  "Add image \"disk.qcow2\" (a local file) or image-url \"https://...\" (downloaded)");
+        if (vm.hasCloudInit && spec.cloudInit.hostname.empty() && model::isValidHostname(spec.name))
+            spec.cloudInit.hostname = spec.name;
+        // What vm.create would refuse of the whole spec, at the line of the field concerned;
+        // a field whose own value was wrong already has its error. The files vmrctl reads for
+        // cloud-init count as given.
+        model::VmSpec probe = spec;
+        if (!vm.userDataFile.empty()) probe.cloudInit.userData = std::string();
+        if (!vm.sshKeyFile.empty())
+            probe.cloudInit.authorizedKeys.emplace_back("ssh-ed25519 (" + vm.sshKeyFile + ")");
+        for (const auto& p : model::validate(probe, true)) {
+            if (failed_.count(p.field) != 0) continue;
+            auto at = fieldPos_.find(p.field);
+            std::string hint = p.hint;
+            if (p.field == model::Field::Image && spec.image.empty() && spec.imageUrl.empty())
+                hint = "Add image \"disk.qcow2\" (a local file) or image-url \"https://...\" (downloaded)";
+            error(at != fieldPos_.end() ? at->second : node.pos, label + ": " + p.message, hint);
         }
-        if (shaNode && !urlNode)
-            error(shaNode->pos, "\"image-sha256\" checks a download and needs image-url",
-                  "Remove it, or use image-url instead of image");
-        if (!kernelNode)
-            for (const auto* n : needKernel)
-                error(n->pos, quote(n->name) + " needs a kernel",
-                      "Add kernel \"vmlinuz\", or remove " + n->name);
-        if (vm.cloudInit && vm.cloudInit->hostname.empty() && isValidHostname(vm.name))
-            vm.cloudInit->hostname = vm.name;
     }
 
-    void checkNetwork(const kdl::Node& f, VmDefinition& vm)
+    // Checks one field node; returns the spec fields it gives (their position is the node's).
+    std::vector<model::Field> checkVmField(const kdl::Node& f, VmDefinition& vm)
+    {
+        model::VmSpec& spec = vm.spec;
+        using model::Field;
+        std::vector<Field> given;
+        auto at = [&](Field field) {
+            fieldPos_.emplace(field, f.pos);
+            given.push_back(field);
+        };
+        if (f.name == "image") {
+            at(Field::Image);
+            if (auto p = pathField(f, "image \"images/debian.qcow2\"", "image")) spec.image = *p;
+        } else if (f.name == "image-url") {
+            at(Field::ImageUrl);
+            given.push_back(Field::Image);  // a bad URL is the image source's problem already
+            if (auto u = textField(f, Field::ImageUrl, "image-url \"https://example.org/debian.qcow2\""))
+                spec.imageUrl = *u;
+        } else if (f.name == "image-sha256") {
+            at(Field::ImageSha256);
+            if (auto h = textField(f, Field::ImageSha256, "image-sha256 \"<64 hex digits>\""))
+                spec.imageSha256 = *h;
+        } else if (f.name == "vcpus") {
+            at(Field::Vcpus);
+            if (auto n = integerField(f, Field::Vcpus)) spec.vcpus = static_cast<uint32_t>(*n);
+        } else if (f.name == "memory") {
+            at(Field::MemoryMib);
+            if (auto n = integerField(f, Field::MemoryMib)) spec.memoryMib = *n;
+        } else if (f.name == "disk") {
+            at(Field::DiskGib);
+            if (auto n = integerField(f, Field::DiskGib)) spec.diskGib = *n;
+        } else if (f.name == "network") {
+            at(Field::Network);
+            at(Field::Bridge);
+            checkNetwork(f, spec.network);
+        } else if (f.name == "cloud-init") {
+            at(Field::UserData);
+            at(Field::AuthorizedKeys);
+            checkCloudInit(f, vm);
+        } else if (f.name == "ssh") {
+            at(Field::SshUser);
+            checkSsh(f, vm);
+        } else if (f.name == "provision") {
+            at(Field::Provision);
+            checkProvision(f, vm);
+        } else if (f.name == "backend") {
+            at(Field::Backend);
+            if (auto b = textField(f, Field::Backend, "backend \"qemu\""))
+                spec.backend = *model::parseWord<model::Backend>(*b);
+        } else if (f.name == "kernel") {
+            at(Field::Kernel);
+            if (auto p = pathField(f, "kernel \"vmlinuz\"", "kernel")) spec.kernel = *p;
+        } else if (f.name == "initrd") {
+            at(Field::Initrd);
+            if (auto p = pathField(f, "initrd \"initrd.img\"", "initrd")) spec.initrd = *p;
+        } else if (f.name == "cmdline") {
+            at(Field::Cmdline);
+            if (auto c = textField(f, Field::Cmdline, "cmdline \"console=ttyS0\"")) spec.cmdline = *c;
+        } else if (f.name == "accel") {
+            at(Field::Accel);
+            if (auto a = textField(f, Field::Accel, "accel \"kvm\""))
+                spec.accel = *model::parseWord<model::AccelChoice>(*a);
+        } else if (f.name == "firmware") {
+            at(Field::Firmware);
+            checkFirmware(f, spec.firmware);
+        } else if (f.name == "vnc") {
+            at(Field::Vnc);
+            if (const kdl::Value* v = single(f, "vnc #true")) {
+                if (v->kind == kdl::ValueKind::Boolean)
+                    spec.vnc = v->boolean;
+                else
+                    error(v->pos, "\"vnc\" must be #true or #false, not " + describe(*v),
+                          "Write it as: vnc #true");
+            }
+        }
+        return given;
+    }
+
+    void checkFirmware(const kdl::Node& f, model::Firmware& fw)
+    {
+        auto s = stringField(f, "firmware \"uefi\"");
+        if (!s) return;
+        if (*s == "bios" || *s == "uefi") {
+            fw = *model::parseFirmware(*s);
+            return;
+        }
+        if (s->find('/') == std::string::npos && s->find('.') == std::string::npos) {
+            // A word, not a file name: most likely a misspelt "uefi" or "bios".
+            std::array<std::string_view, 2> words = {"bios", "uefi"};
+            std::string hint = "Or give the path of a firmware file";
+            if (auto m = closestMatch(*s, words)) hint = "Did you mean " + quote(*m) + "?";
+            error(f.args[0].pos,
+                  "\"firmware\" must be \"bios\", \"uefi\" or a firmware file, not " + quote(*s), hint);
+            return;
+        }
+        if (auto p = pathField(f, "firmware \"OVMF.fd\"", "firmware file"))
+            fw = model::Firmware{model::FirmwareKind::File, *p};
+    }
+
+    void checkNetwork(const kdl::Node& f, model::Network& net)
     {
         constexpr std::string_view kExample = "network \"tap\" { bridge \"br0\" }";
         // vmctl's code reads the bridge as a property and its docs as a child node: take both.
@@ -514,69 +528,76 @@ private:
         }
         for (const auto* c : knownFields(f, kNetworkFields, "in network", kExample))
             if (const kdl::Value* v = single(*c, "bridge \"br0\"")) bridges.emplace_back(c->pos, v);
-        auto mode = choiceField(shape, kNetworkModes, "network \"user\"");
+        auto mode = textField(shape, model::Field::Network, "network \"user\"");
         if (!mode) return;
-        vm.network = *mode;
+        net.mode = *model::parseWord<model::NetMode>(*mode);
         if (bridges.size() > 1) error(bridges[1].first, "The bridge is given twice", "Keep one of them");
-        if (*mode != "tap") {
+        if (net.mode != model::NetMode::Tap) {
             if (!bridges.empty())
                 error(bridges[0].first, "A bridge applies to network \"tap\" only, not " + quote(*mode),
                       "Remove the bridge, or write network \"tap\"");
             return;
         }
-        vm.bridge = "br0";
+        net.bridge = std::string(model::kDefaultBridge);
         if (bridges.empty()) return;
         const kdl::Value& b = *bridges[0].second;
         if (!b.isString()) {
             error(b.pos, "The bridge must be a string, not " + describe(b), "Write it as: bridge \"br0\"");
             return;
         }
-        bool ok = !b.text.empty() && b.text.size() <= kMaxBridgeNameLength && b.text != "." && b.text != "..";
-        for (char c : b.text) ok = ok && c != '/' && c != ':' && static_cast<unsigned char>(c) > 0x20;
-        if (!ok) {
-            error(b.pos, "Invalid bridge name " + quote(b.text),
-                  "A Linux interface name is 1 to 15 characters without '/', ':' or spaces");
-            return;
+        kdl::Node bridgeNode;
+        bridgeNode.name = "bridge";
+        if (auto name = specText(bridgeNode, b, model::Field::Bridge, b.text)) net.bridge = *name;
+    }
+
+    // One field of a block (cloud-init, ssh): a spec field (text) or a local file vmrctl reads.
+    struct BlockField {
+        std::string_view name;
+        std::string_view example;
+        std::optional<model::Field> spec;  // empty: a file
+        std::string* target;
+        std::string_view what;  // a file's kind, for messages
+    };
+
+    // A block of such fields; false when it is not a { } block.
+    bool checkBlock(const kdl::Node& f, std::string_view example, const std::vector<BlockField>& fields)
+    {
+        if (!blockOnly(f, example)) return false;
+        std::vector<std::string_view> known;
+        for (const auto& b : fields) known.push_back(b.name);
+        for (const auto* c : knownFields(f, known, "in " + f.name, example)) {
+            for (const auto& b : fields) {
+                if (c->name != b.name) continue;
+                std::optional<std::string> v;
+                if (b.spec) {
+                    fieldPos_.emplace(*b.spec, c->pos);
+                    v = textField(*c, *b.spec, b.example);
+                } else {
+                    v = pathField(*c, b.example, b.what);
+                }
+                if (v) *b.target = *v;
+            }
         }
-        vm.bridge = b.text;
+        return true;
     }
 
     void checkCloudInit(const kdl::Node& f, VmDefinition& vm)
     {
-        VmDefinition::CloudInit ci;
-        constexpr std::string_view kExample = "cloud-init { hostname \"web\" }";
-        if (!blockOnly(f, kExample)) return;
-        for (const auto* c : knownFields(f, kCloudInitFields, "in cloud-init", kExample)) {
-            if (c->name == "hostname") {
-                if (auto h = stringField(*c, "hostname \"web\"")) {
-                    if (isValidHostname(*h))
-                        ci.hostname = *h;
-                    else
-                        error(c->args[0].pos, "Invalid hostname " + quote(*h),
-                              "A hostname is labels of letters, digits and inner '-', joined by '.'");
-                }
-            } else if (c->name == "ssh-key") {
-                if (auto p = pathField(*c, "ssh-key \"~/.ssh/id_ed25519.pub\"", "public key")) ci.sshKey = *p;
-            } else if (auto p = pathField(*c, "user-data \"user-data.yaml\"", "user-data file")) {
-                ci.userData = *p;
-            }
-        }
-        vm.cloudInit = std::move(ci);
+        vm.hasCloudInit = checkBlock(
+            f, "cloud-init { hostname \"web\" }",
+            {{"hostname", "hostname \"web\"", model::Field::Hostname, &vm.spec.cloudInit.hostname, ""},
+             {"ssh-key", "ssh-key \"~/.ssh/id_ed25519.pub\"", std::nullopt, &vm.sshKeyFile, "public key"},
+             {"user-data", "user-data \"user-data.yaml\"", std::nullopt, &vm.userDataFile,
+              "user-data file"}});
     }
 
     void checkSsh(const kdl::Node& f, VmDefinition& vm)
     {
-        VmDefinition::Ssh ssh;
-        constexpr std::string_view kExample = "ssh { user \"ubuntu\" }";
-        if (!blockOnly(f, kExample)) return;
-        for (const auto* c : knownFields(f, kSshFields, "in ssh", kExample)) {
-            if (c->name == "user") {
-                if (auto u = stringField(*c, "user \"ubuntu\"")) ssh.user = *u;
-            } else if (auto p = pathField(*c, "private-key \"~/.ssh/id_ed25519\"", "private key")) {
-                ssh.privateKey = *p;
-            }
-        }
-        vm.ssh = std::move(ssh);
+        vm.hasSsh =
+            checkBlock(f, "ssh { user \"ubuntu\" }",
+                       {{"user", "user \"ubuntu\"", model::Field::SshUser, &vm.spec.cloudInit.user, ""},
+                        {"private-key", "private-key \"~/.ssh/id_ed25519\"", std::nullopt, &vm.privateKey,
+                         "private key"}});
     }
 
     void checkProvision(const kdl::Node& f, VmDefinition& vm)
@@ -596,8 +617,8 @@ private:
         auto other = shell ? std::span<const std::string_view>(kFileFields)
                            : std::span<const std::string_view>(kShellFields);
         std::string in = "in provision " + quote(*type);
-        Provisioner p;
-        p.kind = shell ? Provisioner::Kind::Shell : Provisioner::Kind::File;
+        model::ProvisionStep p;
+        p.kind = shell ? model::ProvisionStep::Kind::Shell : model::ProvisionStep::Kind::File;
         std::map<std::string, kdl::Position> seen;
         bool failed = false;
         for (const auto& c : f.children) {
@@ -606,9 +627,9 @@ private:
                     error(c.pos,
                           quote(c.name) + " belongs to provision " + quote(shell ? "file" : "shell") +
                               ", not " + quote(*type),
-                          "Fields of provision " + quote(*type) + ": " + listChoices(own));
+                          "Fields of provision " + quote(*type) + ": " + model::joinWords(own));
                 } else {
-                    unknown(c, own, in, "Fields of provision " + quote(*type) + ": " + listChoices(own));
+                    unknown(c, own, in, "Fields of provision " + quote(*type) + ": " + model::joinWords(own));
                 }
                 failed = true;
                 continue;
@@ -649,201 +670,18 @@ private:
                           "Write it as: provision \"file\" { source \"app.conf\"; destination "
                           "\"/etc/app.conf\" }");
         }
-        vm.provisioners.push_back(std::move(p));
+        vm.spec.provision.push_back(std::move(p));
     }
 
     std::string_view text_;
     VmFile& out_;
     const VmFileOptions& opts_;
+    // The current vm's fields: where each is, for cross-field problems, and which were wrong.
+    std::map<model::Field, kdl::Position> fieldPos_;
+    std::set<model::Field> failed_;
 };
 
-// UTF-8 with invalid bytes replaced, so a rendered line is always printable text.
-std::string printable(std::string_view s)
-{
-    std::string out;
-    for (size_t i = 0; i < s.size();) {
-        size_t at = i;
-        auto c = kdl::chars::decodeUtf8(s, i);
-        if (!c) {
-            out += "\xEF\xBF\xBD";
-            i = at + 1;
-        } else if (*c < 0x20 && *c != '\t') {
-            out += ' ';
-        } else {
-            out.append(s.substr(at, i - at));
-        }
-    }
-    return out;
-}
-
-// ---- The resolved definition as KDL ----
-kdl::Value str(std::string s)
-{
-    kdl::Value v;
-    v.kind = kdl::ValueKind::String;
-    v.text = std::move(s);
-    return v;
-}
-
-kdl::Value num(uint64_t n)
-{
-    kdl::Value v;
-    v.kind = kdl::ValueKind::Integer;
-    v.text = std::to_string(n);
-    return v;
-}
-
-kdl::Node field(std::string name, kdl::Value v)
-{
-    kdl::Node n;
-    n.name = std::move(name);
-    n.args.push_back(std::move(v));
-    return n;
-}
-
-void addString(kdl::Node& parent, std::string name, const std::string& value)
-{
-    if (!value.empty()) parent.children.push_back(field(std::move(name), str(value)));
-}
-
-kdl::Node vmNode(const VmDefinition& vm)
-{
-    kdl::Node n = field("vm", str(vm.name));
-    addString(n, "image", vm.image);
-    addString(n, "image-url", vm.imageUrl);
-    addString(n, "image-sha256", vm.imageSha256);
-    n.children.push_back(field("vcpus", num(vm.vcpus)));
-    n.children.push_back(field("memory", num(vm.memoryMib)));
-    if (vm.diskGib) n.children.push_back(field("disk", num(*vm.diskGib)));
-    kdl::Node net = field("network", str(vm.network));
-    addString(net, "bridge", vm.bridge);
-    n.children.push_back(std::move(net));
-    n.children.push_back(field("backend", str(vm.backend)));
-    addString(n, "accel", vm.accel);
-    addString(n, "kernel", vm.kernel);
-    addString(n, "initrd", vm.initrd);
-    addString(n, "cmdline", vm.cmdline);
-    if (vm.cloudInit) {
-        kdl::Node ci;
-        ci.name = "cloud-init";
-        addString(ci, "hostname", vm.cloudInit->hostname);
-        addString(ci, "ssh-key", vm.cloudInit->sshKey);
-        addString(ci, "user-data", vm.cloudInit->userData);
-        ci.hasChildrenBlock = true;
-        n.children.push_back(std::move(ci));
-    }
-    if (vm.ssh) {
-        kdl::Node ssh;
-        ssh.name = "ssh";
-        addString(ssh, "user", vm.ssh->user);
-        addString(ssh, "private-key", vm.ssh->privateKey);
-        ssh.hasChildrenBlock = true;
-        n.children.push_back(std::move(ssh));
-    }
-    for (const auto& p : vm.provisioners) {
-        bool shell = p.kind == Provisioner::Kind::Shell;
-        kdl::Node pn = field("provision", str(shell ? "shell" : "file"));
-        addString(pn, "inline", p.inlineCommand);
-        addString(pn, "script", p.script);
-        addString(pn, "source", p.source);
-        addString(pn, "destination", p.destination);
-        n.children.push_back(std::move(pn));
-    }
-    return n;
-}
-
-void writeOptional(json::Writer& w, std::string_view key, const std::string& value)
-{
-    w.key(key);
-    if (value.empty())
-        w.null();
-    else
-        w.value(value);
-}
-
-void writeVm(json::Writer& w, const VmDefinition& vm)
-{
-    w.beginObject();
-    w.field("name", vm.name);
-    writeOptional(w, "image", vm.image);
-    writeOptional(w, "image_url", vm.imageUrl);
-    writeOptional(w, "image_sha256", vm.imageSha256);
-    w.field("vcpus", vm.vcpus);
-    w.field("memory_mib", static_cast<unsigned long long>(vm.memoryMib));
-    w.key("disk_gib");
-    if (vm.diskGib)
-        w.value(static_cast<unsigned long long>(*vm.diskGib));
-    else
-        w.null();
-    w.field("network", vm.network);
-    writeOptional(w, "bridge", vm.bridge);
-    w.field("backend", vm.backend);
-    writeOptional(w, "accel", vm.accel);
-    writeOptional(w, "kernel", vm.kernel);
-    writeOptional(w, "initrd", vm.initrd);
-    writeOptional(w, "cmdline", vm.cmdline);
-    w.key("cloud_init");
-    if (vm.cloudInit) {
-        w.beginObject();
-        writeOptional(w, "hostname", vm.cloudInit->hostname);
-        writeOptional(w, "ssh_key", vm.cloudInit->sshKey);
-        writeOptional(w, "user_data", vm.cloudInit->userData);
-        w.endObject();
-    } else {
-        w.null();
-    }
-    w.key("ssh");
-    if (vm.ssh) {
-        w.beginObject();
-        w.field("user", vm.ssh->user);
-        writeOptional(w, "private_key", vm.ssh->privateKey);
-        w.endObject();
-    } else {
-        w.null();
-    }
-    w.key("provisioners").beginArray();
-    for (const auto& p : vm.provisioners) {
-        w.beginObject();
-        if (p.kind == Provisioner::Kind::Shell) {
-            w.field("type", "shell");
-            writeOptional(w, "inline", p.inlineCommand);
-            writeOptional(w, "script", p.script);
-        } else {
-            w.field("type", "file");
-            w.field("source", p.source);
-            w.field("destination", p.destination);
-        }
-        w.endObject();
-    }
-    w.endArray();
-    w.endObject();
-}
-
 }  // namespace
-
-std::string Diagnostic::render() const
-{
-    std::string out = file;
-    if (line > 0) out += ":" + std::to_string(line) + ":" + std::to_string(column);
-    out += ": error: " + message + "\n";
-    if (line > 0) {
-        std::string num = std::to_string(line);
-        std::string shown = printable(sourceLine);
-        out += " " + num + " | " + shown + "\n";
-        out += " " + std::string(num.size(), ' ') + " | ";
-        // Under the caret's column: keep tabs so the caret lines up, spaces for the rest.
-        size_t col = 1;
-        for (size_t i = 0; i < shown.size() && col < column;) {
-            size_t at = i;
-            (void)kdl::chars::decodeUtf8(shown, i);
-            out += shown[at] == '\t' ? '\t' : ' ';
-            ++col;
-        }
-        out += "^\n";
-    }
-    if (!hint.empty()) out += "  hint: " + hint + "\n";
-    return out;
-}
 
 VmFile parseVmFile(std::string_view text, std::string_view fileName, const VmFileOptions& options)
 {
@@ -857,100 +695,6 @@ VmFile parseVmFile(std::string_view text, std::string_view fileName, const VmFil
                      });
     if (!out.ok()) out.vms.clear();
     return out;
-}
-
-VmFile loadVmFile(const std::string& path, const std::string& home, bool checkFiles)
-{
-    std::error_code ec;
-    std::filesystem::path abs = std::filesystem::absolute(path, ec).lexically_normal();
-    VmFileOptions opts;
-    opts.baseDir = abs.parent_path().string();
-    opts.home = home;
-    opts.checkFiles = checkFiles;
-    auto cannot = [&](std::string why) {
-        VmFile f;
-        f.file = path;
-        f.baseDir = opts.baseDir;
-        Diagnostic d;
-        d.file = path;
-        d.message = "Cannot read the VMFile: " + why;
-        d.hint = "Pass the VMFile with --file PATH, or run the command in the folder that holds VMFile.kdl";
-        f.diagnostics.push_back(std::move(d));
-        return f;
-    };
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-    if (!fd) return cannot(std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) return cannot(std::strerror(errno));
-    if (!S_ISREG(st.st_mode)) return cannot("not a regular file");
-    std::string text;
-    char buf[8192];
-    for (;;) {
-        ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return cannot(std::strerror(errno));
-        if (n == 0) break;
-        text.append(buf, static_cast<size_t>(n));
-        if (text.size() > kMaxVmFileBytes) return cannot("it is larger than 1 MiB");
-    }
-    return parseVmFile(text, path, opts);
-}
-
-std::string renderDiagnostics(const VmFile& vmfile)
-{
-    std::string out;
-    for (const auto& d : vmfile.diagnostics) out += d.render();
-    size_t n = vmfile.diagnostics.size();
-    if (n > 0) out += std::to_string(n) + (n == 1 ? " error" : " errors") + " in " + vmfile.file + "\n";
-    return out;
-}
-
-std::string renderDefinitions(const VmFile& vmfile)
-{
-    kdl::Document doc;
-    for (const auto& vm : vmfile.vms) doc.nodes.push_back(vmNode(vm));
-    return kdl::format(doc);
-}
-
-std::string renderJson(const VmFile& vmfile)
-{
-    json::Writer w;
-    w.beginObject();
-    w.field("file", vmfile.file);
-    w.field("valid", vmfile.ok());
-    if (vmfile.ok()) {
-        w.key("vms").beginArray();
-        for (const auto& vm : vmfile.vms) writeVm(w, vm);
-        w.endArray();
-    } else {
-        w.key("errors").beginArray();
-        for (const auto& d : vmfile.diagnostics) {
-            w.beginObject();
-            w.field("file", d.file);
-            w.field("line", d.line);
-            w.field("column", d.column);
-            w.field("message", d.message);
-            w.field("hint", d.hint);
-            w.endObject();
-        }
-        w.endArray();
-    }
-    w.endObject();
-    return w.take() + "\n";
-}
-
-CheckReport checkVmFile(const std::string& path, const std::string& home, bool json)
-{
-    VmFile f = loadVmFile(path, home, true);
-    CheckReport r;
-    r.exitCode = f.ok() ? 0 : 1;
-    if (json)
-        r.out = renderJson(f);
-    else if (f.ok())
-        r.out = renderDefinitions(f);
-    else
-        r.err = renderDiagnostics(f);
-    return r;
 }
 
 }  // namespace vmr::config

@@ -5,6 +5,7 @@
 // problem at once, each with file:line:column, the offending line with a caret, and a hint.
 
 #include "config/kdl.h"
+#include "model/spec.h"
 
 #include <cstdint>
 #include <optional>
@@ -29,48 +30,18 @@ struct Diagnostic {
     std::string render() const;
 };
 
-struct Provisioner {
-    enum class Kind { Shell, File };
-    Kind kind = Kind::Shell;
-    std::string inlineCommand;  // shell: the command, or empty
-    std::string script;         // shell: absolute path of a local script, or empty
-    std::string source;         // file: absolute local path
-    std::string destination;    // file: absolute path in the guest
-    bool operator==(const Provisioner&) const = default;
-};
-
-// One `vm` block, resolved: defaults filled in, local paths absolute. Field names follow the
-// VM record (src/store/record.h).
+// One `vm` block, resolved: defaults filled in, local paths absolute, every value checked as
+// vm.create checks it (model/spec.h). The files the VMFile names for the client's side (a public
+// key and user-data to read, a private key to log in with) are kept as paths: vmrctl reads them
+// as the caller.
 struct VmDefinition {
-    std::string name;
-    std::string image;        // absolute local path; empty when imageUrl is set
-    std::string imageUrl;     // http(s):// or oci:// URL; empty when image is set
-    std::string imageSha256;  // 64 lowercase hex digits, or empty
-    uint32_t vcpus = 1;
-    uint64_t memoryMib = 1024;
-    std::optional<uint64_t> diskGib;  // empty: the image's own size
-    std::string network = "user";     // "user" | "tap" | "none"
-    std::string bridge;               // tap only (default "br0"); empty otherwise
-    struct CloudInit {
-        std::string hostname;  // default: the VM's name
-        std::string sshKey;    // absolute path of a public key, or empty (one is generated)
-        std::string userData;  // absolute path, or empty
-        bool operator==(const CloudInit&) const = default;
-    };
-    std::optional<CloudInit> cloudInit;
-    struct Ssh {
-        std::string user = "vm";
-        std::string privateKey;  // absolute path, or empty (the generated key)
-        bool operator==(const Ssh&) const = default;
-    };
-    std::optional<Ssh> ssh;
-    std::vector<Provisioner> provisioners;  // in file order
-    std::string backend = "qemu";           // "qemu" | "chv"
-    std::string kernel;                     // absolute paths, or empty
-    std::string initrd;
-    std::string cmdline;
-    std::string accel;  // empty (the daemon's default), "auto", "kvm" or "tcg"
-    kdl::Position pos;  // of the `vm` node
+    model::VmSpec spec;
+    std::string sshKeyFile;     // cloud-init ssh-key: a public key file, or empty (one is generated)
+    std::string userDataFile;   // cloud-init user-data: a file, or empty
+    std::string privateKey;     // ssh private-key: for `vmrctl ssh`, or empty (the generated key)
+    bool hasCloudInit = false;  // a cloud-init block was given
+    bool hasSsh = false;        // an ssh block was given
+    kdl::Position pos;          // of the `vm` node
 
     bool operator==(const VmDefinition&) const = default;
 };

@@ -98,7 +98,7 @@ Hub::Hub(reactor::Reactor& r, std::string vm, HubOptions opts, std::optional<Log
 
 Hub::~Hub()
 {
-    *alive_ = false;
+    scope_.cancelAll();
     retry_.stop();
     viewers_.clear();
     serial_.reset();
@@ -303,8 +303,7 @@ void Hub::postReap()
 {
     if (reapPosted_) return;
     reapPosted_ = true;
-    reactor_.post([this, alive = std::weak_ptr<bool>(alive_)] {
-        if (auto a = alive.lock(); !a || !*a) return;
+    scope_.post(reactor_, [this] {
         reapPosted_ = false;
         closing_.clear();
         closingSerial_.clear();

@@ -131,7 +131,7 @@ private:
     uint64_t nextViewer_ = 1;
     HubStats stats_;
     bool reapPosted_ = false;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for posted work
+    reactor::TaskScope scope_;  // posted work
 };
 
 }  // namespace vmr::console

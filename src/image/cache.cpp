@@ -1,10 +1,10 @@
 #include "image/cache.h"
 
 #include "base/fd.h"
+#include "base/files.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "image/qemu_img.h"
-#include "store/atomic_file.h"
 #include "store/layout.h"
 
 #include <simdjson.h>
@@ -196,7 +196,6 @@ Cache::Cache(reactor::Reactor& r, CacheConfig config) : reactor_(r), config_(std
 
 Cache::~Cache()
 {
-    *alive_ = false;
     cancelAll();
     inflight_.clear();
 }
@@ -209,7 +208,7 @@ void Cache::cancelAll()
 
 Result<std::vector<std::string>> Cache::open()
 {
-    VMR_TRY(store::makeDirs(config_.dir, kDirMode));
+    VMR_TRY(vmr::makeDirs(config_.dir, kDirMode));
     std::vector<std::string> removed;
     std::error_code ec;
     std::filesystem::directory_iterator it(config_.dir, ec);
@@ -266,7 +265,7 @@ Result<ImageEntry> Cache::find(std::string_view name) const
     std::string path = imagePath(name);
     std::string meta = path + std::string(kJsonSuffix);
     if (!exists(path) || !exists(meta)) return notCached(name);
-    auto text = store::readFile(meta, 1 << 20);
+    auto text = vmr::readFile(meta, 1 << 20);
     if (!text) return Error(text.error().kind(), "Cannot read " + meta).causedBy(std::move(text).error());
     auto e = parseEntry(*text, name);
     if (!e)
@@ -384,7 +383,7 @@ reactor::Task<Result<ImageEntry>> Cache::pull(PullRequest req, ProgressFn onProg
     in->sha256 = req.sha256;
     inflight_.emplace(req.url, in);
     logger().info("Downloading {} as image {}", req.url, name);
-    reactor::spawnDetached(runDownload(alive_, this, in));
+    reactor::spawnDetached(runDownload(scope_.watch(), this, in));
     auto waiting = wait(in, std::move(onProgress), token);
     auto e = co_await waiting;
     co_return e;
@@ -414,13 +413,14 @@ reactor::Task<Result<ImageEntry>> Cache::wait(std::shared_ptr<Inflight> in, Prog
     co_return std::move(*res);
 }
 
-reactor::Task<void> Cache::runDownload(std::shared_ptr<bool> alive, Cache* self, std::shared_ptr<Inflight> in)
+reactor::Task<void> Cache::runDownload(reactor::TaskScope::Watch alive, Cache* self,
+                                       std::shared_ptr<Inflight> in)
 {
     auto downloading = download(self->reactor_, self->config_, in);
     auto result = co_await downloading;
     in->finished = true;
     in->result = result;
-    if (*alive) self->inflight_.erase(in->url);
+    if (alive) self->inflight_.erase(in->url);
     if (result)
         logger().info("Cached {} as image {} ({} bytes, {})", in->url, in->name, result->size,
                       result->format);
@@ -433,7 +433,7 @@ reactor::Task<void> Cache::runDownload(std::shared_ptr<bool> alive, Cache* self,
 reactor::Task<Result<ImageEntry>> Cache::download(reactor::Reactor& r, CacheConfig config,
                                                   std::shared_ptr<Inflight> in)
 {
-    VMR_CO_TRY(store::makeDirs(config.dir, kDirMode));
+    VMR_CO_TRY(vmr::makeDirs(config.dir, kDirMode));
     std::string target = config.dir + "/" + in->name;
     std::string part = target + std::string(kPartSuffix);
     std::string meta = target + std::string(kJsonSuffix);
@@ -499,7 +499,7 @@ reactor::Task<Result<ImageEntry>> Cache::download(reactor::Reactor& r, CacheConf
     e.time = static_cast<int64_t>(std::time(nullptr));
     // The metadata first: a crash before the rename leaves a .json without its image, which
     // open() removes; the image never appears without its metadata.
-    auto written = store::writeFileAtomic(meta, toJson(e), kFileMode);
+    auto written = vmr::writeFileAtomic(meta, toJson(e), kFileMode);
     if (!written) co_return discard(std::move(written).error());
     if (::rename(part.c_str(), target.c_str()) != 0) {
         int err = errno;

@@ -120,7 +120,9 @@ private:
     struct Inflight;
     struct Waiter;
 
-    static reactor::Task<void> runDownload(std::shared_ptr<bool> alive, Cache* self,
+    // Detached: a download finishes (reaping vmr-fetch, removing its .part) even if the cache
+    // goes first; `alive` says whether `self` still exists.
+    static reactor::Task<void> runDownload(reactor::TaskScope::Watch alive, Cache* self,
                                            std::shared_ptr<Inflight> in);
     static reactor::Task<Result<ImageEntry>> download(reactor::Reactor& r, CacheConfig config,
                                                       std::shared_ptr<Inflight> in);
@@ -133,7 +135,7 @@ private:
     // Owned.
     CacheConfig config_;
     std::map<std::string, std::shared_ptr<Inflight>, std::less<>> inflight_;  // by URL
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    reactor::TaskScope scope_;
 };
 
 }  // namespace vmr::image

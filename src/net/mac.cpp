@@ -75,10 +75,10 @@ std::vector<MacConflict> findDuplicateMacs(std::span<const store::VmRecord> reco
     std::vector<MacConflict> groups;
     std::unordered_map<std::string, size_t> index;  // lowercase MAC → groups[i]
     for (const auto& r : records) {
-        if (r.mac.empty()) continue;
-        auto [it, fresh] = index.try_emplace(lower(r.mac), groups.size());
+        if (r.runtime.mac.empty()) continue;
+        auto [it, fresh] = index.try_emplace(lower(r.runtime.mac), groups.size());
         if (fresh) groups.push_back({it->first, {}});
-        groups[it->second].names.push_back(r.name);
+        groups[it->second].names.push_back(r.name());
     }
     std::erase_if(groups, [](const MacConflict& g) { return g.names.size() < 2; });
     return groups;

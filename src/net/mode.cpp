@@ -4,24 +4,6 @@
 
 namespace vmr::net {
 
-std::string_view netModeName(NetMode mode) noexcept
-{
-    switch (mode) {
-        case NetMode::User: return "user";
-        case NetMode::Tap: return "tap";
-        case NetMode::None: return "none";
-    }
-    return "?";
-}
-
-Result<NetMode> parseNetMode(std::string_view text)
-{
-    for (NetMode m : {NetMode::User, NetMode::Tap, NetMode::None})
-        if (text == netModeName(m)) return m;
-    return Error(ErrorKind::InvalidArgument, "Unknown network mode \"" + std::string(text) + "\"",
-                 "Use one of: user, tap, none");
-}
-
 Result<void> checkSupported(NetMode mode)
 {
     if (mode == NetMode::Tap)

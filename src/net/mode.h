@@ -3,6 +3,7 @@
 // Network modes of a VM and the QEMU arguments for each. docs/networking.md describes them.
 
 #include "base/result.h"
+#include "model/vocab.h"
 
 #include <cstdint>
 #include <optional>
@@ -12,14 +13,9 @@
 
 namespace vmr::net {
 
-// User: QEMU's user-mode stack (SLIRP), NAT to the host, SSH forwarded from a host port on
-// 127.0.0.1. Tap: a tap device on a host bridge (refused for now: TAP networking is not supported yet). None:
-// no NIC at all.
-enum class NetMode { User, Tap, None };
-
-std::string_view netModeName(NetMode mode) noexcept;  // "user" | "tap" | "none"
-// "user" | "tap" | "none"; anything else is InvalidArgument naming the allowed values.
-Result<NetMode> parseNetMode(std::string_view text);
+// The modes are the model's (model/vocab.h): user (SLIRP, SSH forwarded from 127.0.0.1), tap
+// (refused for now: TAP networking is not supported yet), none.
+using model::NetMode;
 // Unsupported for Tap (TAP networking is not supported yet); success for the others.
 Result<void> checkSupported(NetMode mode);
 

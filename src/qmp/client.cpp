@@ -102,17 +102,17 @@ reactor::Task<Result<std::string>> Client::execute(std::string_view command, std
     logger().trace("-> {}", line.substr(0, line.size() - 2));
     stream_->write(std::move(line));
     pending_.emplace(p->id, p);
-    return awaitReply(reactor_, alive_, this, std::move(p), reactor_.now() + timeout, timeout);
+    return awaitReply(reactor_, scope_.watch(), this, std::move(p), reactor_.now() + timeout, timeout);
 }
 
-reactor::Task<Result<std::string>> Client::awaitReply(reactor::Reactor& r, std::weak_ptr<char> alive,
+reactor::Task<Result<std::string>> Client::awaitReply(reactor::Reactor& r, reactor::TaskScope::Watch alive,
                                                       Client* self, std::shared_ptr<Pending> p,
                                                       reactor::Clock::time_point deadline, Duration timeout)
 {
     auto reply = co_await reactor::awaitWithTimeout(r, p->done, remaining(r, deadline));
     if (!reply) {
         // A late reply for this id is dropped on arrival.
-        if (!alive.expired()) self->pending_.erase(p->id);
+        if (alive) self->pending_.erase(p->id);
         co_return Error(ErrorKind::Timeout, "QEMU did not answer '" + p->command + "' within " +
                                                 std::to_string(timeout.count()) + " ms");
     }

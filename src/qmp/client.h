@@ -78,7 +78,7 @@ private:
     // Fail everything and drop the connection; runs onClose when notify.
     void shutdown(std::optional<Error> cause, bool notify);
 
-    static reactor::Task<Result<std::string>> awaitReply(reactor::Reactor& r, std::weak_ptr<char> alive,
+    static reactor::Task<Result<std::string>> awaitReply(reactor::Reactor& r, reactor::TaskScope::Watch alive,
                                                          Client* self, std::shared_ptr<Pending> p,
                                                          reactor::Clock::time_point deadline,
                                                          Duration timeout);
@@ -99,8 +99,8 @@ private:
     std::map<uint64_t, std::shared_ptr<Pending>> pending_;
     uint64_t nextId_ = 1;
     bool closed_ = false;
-    bool* destroyed_ = nullptr;                               // set while dispatching (DestroyGuard)
-    std::shared_ptr<char> alive_ = std::make_shared<char>();  // lets execute() tasks outlive us
+    bool* destroyed_ = nullptr;  // set while dispatching (DestroyGuard)
+    reactor::TaskScope scope_;   // lets execute() tasks, which callers own, outlive us
 };
 
 }  // namespace vmr::qmp

@@ -43,34 +43,32 @@ std::optional<dom::element> member(dom::object obj, std::string_view key)
     return v;
 }
 
-Result<dom::object> objectMember(dom::object obj, std::string_view key, std::string_view path)
+// Member `key` read as a T and returned as an Out, or a Parse error saying that `path` should
+// be `what`.
+template <typename T, typename Out = T>
+Result<Out> typedMember(dom::object obj, std::string_view key, std::string_view path, std::string_view what)
 {
     auto v = member(obj, key);
-    dom::object o;
-    if (!v || v->get_object().get(o)) {
-        return parseError("QMP " + std::string(path) + " is missing or not an object");
+    T value{};
+    if (!v || v->get(value)) {
+        return parseError("QMP " + std::string(path) + " is missing or not " + std::string(what));
     }
-    return o;
+    return Out(value);
+}
+
+Result<dom::object> objectMember(dom::object obj, std::string_view key, std::string_view path)
+{
+    return typedMember<dom::object>(obj, key, path, "an object");
 }
 
 Result<std::string> stringMember(dom::object obj, std::string_view key, std::string_view path)
 {
-    auto v = member(obj, key);
-    std::string_view s;
-    if (!v || v->get_string().get(s)) {
-        return parseError("QMP " + std::string(path) + " is missing or not a string");
-    }
-    return std::string(s);
+    return typedMember<std::string_view, std::string>(obj, key, path, "a string");
 }
 
 Result<int64_t> intMember(dom::object obj, std::string_view key, std::string_view path)
 {
-    auto v = member(obj, key);
-    int64_t n = 0;
-    if (!v || v->get_int64().get(n)) {
-        return parseError("QMP " + std::string(path) + " is missing or not an integer");
-    }
-    return n;
+    return typedMember<int64_t>(obj, key, path, "an integer");
 }
 
 std::optional<std::string> idOf(dom::object obj)

@@ -144,15 +144,19 @@ Result<std::string> findProgram(const std::string& name, const std::vector<std::
         const char* p = std::getenv("PATH");
         pathVar = p != nullptr ? p : "/usr/local/bin:/usr/bin:/bin";
     }
-    size_t start = 0;
-    while (start <= pathVar.size()) {
-        size_t end = pathVar.find(':', start);
-        if (end == std::string::npos) end = pathVar.size();
-        std::string dir = pathVar.substr(start, end - start);
+    std::string_view rest = pathVar;
+    for (;;) {
+        size_t colon = rest.find(':');
+        std::string_view dir = rest.substr(0, colon);
         if (dir.empty()) dir = ".";
-        std::string candidate = dir + "/" + name;
+        // Appended piece by piece: `dir + "/" + name` trips GCC 12's -Wrestrict false positive
+        // at -O3 (GCC bug 105329), and this is what a release build compiles.
+        std::string candidate;
+        candidate.reserve(dir.size() + 1 + name.size());
+        candidate.append(dir).append(1, '/').append(name);
         if (isExecutable(candidate)) return candidate;
-        start = end + 1;
+        if (colon == std::string_view::npos) break;
+        rest.remove_prefix(colon + 1);
     }
     return Error(ErrorKind::NotFound, name + " not found in PATH",
                  "Install " + name + ", or add the folder that holds it to PATH");
@@ -340,10 +344,7 @@ Child::~Child()
 
 void Child::arm()
 {
-    if (!poll_) poll_.attach(reactor_, new detail::PollOp(), this);
-    poll_->fd = pidfd_.get();
-    poll_->pollMask = POLLIN;
-    poll_.submit();
+    poll_.submitPoll(reactor_, this, pidfd_.get(), POLLIN);
 }
 
 void Child::onOpComplete(detail::Op& op) noexcept
@@ -362,6 +363,8 @@ void Child::onOpComplete(detail::Op& op) noexcept
     if (ret == 0 && info.si_pid != 0) s = fromSiginfo(info);  // ours (or adopted but ours): reaped
     status_ = s;
     poll_.reset();
+    // A dead process's pidfd is of no more use: hundreds of stopped VMs hold no fds.
+    pidfd_.reset();
     auto waiters = std::move(waiters_);
     waiters_.clear();
     for (auto& [id, w] : waiters) w(s);

@@ -139,6 +139,14 @@ public:
     bool inFlight() const noexcept { return op_ != nullptr && op_->inFlight; }
 
     void submit() noexcept;
+    // A PollOp slot: watch `fd` for `mask` (POLLIN/POLLOUT), making the record on first use.
+    void submitPoll(Reactor& r, OpOwner* owner, int fd, uint32_t mask) noexcept
+    {
+        if (op_ == nullptr) attach(r, new T(), owner);
+        op_->fd = fd;
+        op_->pollMask = mask;
+        submit();
+    }
     // Take an idle record out of the slot (it stays attached to its owner).
     T* release() noexcept { return std::exchange(op_, nullptr); }
     // Detach and cancel an in-flight record (the backend frees it), or free an idle one.

@@ -5,6 +5,7 @@
 #include "reactor/await.h"       // IWYU pragma: export
 #include "reactor/child.h"       // IWYU pragma: export
 #include "reactor/loop.h"        // IWYU pragma: export
+#include "reactor/scope.h"       // IWYU pragma: export
 #include "reactor/signal_set.h"  // IWYU pragma: export
 #include "reactor/stream.h"      // IWYU pragma: export
 #include "reactor/task.h"        // IWYU pragma: export

@@ -40,10 +40,7 @@ SignalSet::~SignalSet()
 
 void SignalSet::arm()
 {
-    if (!poll_) poll_.attach(reactor_, new detail::PollOp(), this);
-    poll_->fd = fd_.get();
-    poll_->pollMask = POLLIN;
-    poll_.submit();
+    poll_.submitPoll(reactor_, this, fd_.get(), POLLIN);
 }
 
 void SignalSet::drain(bool dispatch) noexcept

@@ -85,8 +85,8 @@ void Stream::resumeReading()
         armRead();
         return;
     }
-    reactor_.post([this, alive = std::weak_ptr<char>(alive_)] {
-        if (alive.expired() || closed_ || paused_ || !stashed_) return;
+    scope_.post(reactor_, [this] {
+        if (closed_ || paused_ || !stashed_) return;
         int res = *stashed_;
         stashed_.reset();
         deliver(res);

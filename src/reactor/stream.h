@@ -6,6 +6,7 @@
 #include "base/fd.h"
 #include "base/result.h"
 #include "reactor/loop.h"
+#include "reactor/scope.h"
 #include "reactor/task.h"
 
 #include <sys/socket.h>
@@ -88,7 +89,7 @@ private:
     bool writeShut_ = false;
     bool closed_ = false;
     bool* destroyed_ = nullptr;
-    std::shared_ptr<char> alive_ = std::make_shared<char>();  // for posted work
+    TaskScope scope_;  // posted work
 };
 
 // Accepts on a listening socket it owns; each connection arrives non-blocking and CLOEXEC.

@@ -5,6 +5,8 @@
 // when it finishes. Move-only; destroying a Task that has not finished destroys its frame.
 // Exceptions are not used: a coroutine that throws terminates the process (STYLE.md, 7).
 
+#include "base/result.h"
+
 #include <coroutine>
 #include <cstdint>
 #include <exception>
@@ -184,3 +186,10 @@ private:
         auto vmr_try_r_ = (expr);                                                         \
         if (!vmr_try_r_.ok()) co_return ::vmr::Unexpected(std::move(vmr_try_r_).error()); \
     } while (0)
+
+// VMR_TRY_ASSIGN for coroutines: VMR_CO_TRY_ASSIGN(auto rec, co_await m.start(name));
+#define VMR_CO_TRY_ASSIGN(lhs, expr) VMR_CO_TRY_ASSIGN_IMPL_(VMR_CONCAT_(vmr_try_v_, __LINE__), lhs, expr)
+#define VMR_CO_TRY_ASSIGN_IMPL_(tmp, lhs, expr)                         \
+    auto tmp = (expr);                                                  \
+    if (!tmp.ok()) co_return ::vmr::Unexpected(std::move(tmp).error()); \
+    lhs = std::move(tmp).value()

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 
 namespace vmr::reactor {
 
@@ -26,6 +27,18 @@ int wantedEvents(const detail::Op* op)
         case detail::OpKind::Connect: return UV_WRITABLE;
     }
     return 0;
+}
+
+// A non-blocking syscall, retried on EINTR: its result (a count or an fd) or -errno; nullopt
+// when it would block.
+template <typename Call>
+std::optional<int> nonBlocking(Call call)
+{
+    ssize_t n;
+    do n = call();
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::nullopt;
+    return n < 0 ? -errno : static_cast<int>(n);
 }
 
 }  // namespace
@@ -65,43 +78,30 @@ UvReactor::~UvReactor()
 
 bool UvReactor::tryOp(detail::Op* op, int uvEvents) noexcept
 {
-    int res = 0;
+    std::optional<int> res;  // nullopt: not ready yet
     switch (op->kind) {
         case detail::OpKind::Poll: {
             int rev = ((uvEvents & UV_READABLE) ? POLLIN : 0) | ((uvEvents & UV_WRITABLE) ? POLLOUT : 0);
             rev &= static_cast<int>(op->pollMask);
-            if (rev == 0) return false;
-            res = rev;
+            if (rev != 0) res = rev;
             break;
         }
         case detail::OpKind::RecvMsg: {
             auto* r = static_cast<detail::RecvOp*>(op);
             r->prepare();
-            ssize_t n;
-            do n = ::recvmsg(op->fd, &r->msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-            while (n < 0 && errno == EINTR);
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
-            res = n < 0 ? -errno : static_cast<int>(n);
+            res = nonBlocking([&] { return ::recvmsg(op->fd, &r->msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC); });
             break;
         }
         case detail::OpKind::SendMsg: {
             auto* s = static_cast<detail::SendOp*>(op);
             s->prepare();
-            ssize_t n;
-            do n = ::sendmsg(op->fd, &s->msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-            while (n < 0 && errno == EINTR);
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
-            res = n < 0 ? -errno : static_cast<int>(n);
+            res = nonBlocking([&] { return ::sendmsg(op->fd, &s->msg, MSG_DONTWAIT | MSG_NOSIGNAL); });
             break;
         }
-        case detail::OpKind::Accept: {
-            int fd;
-            do fd = ::accept4(op->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            while (fd < 0 && errno == EINTR);
-            if (fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
-            res = fd < 0 ? -errno : fd;
+        case detail::OpKind::Accept:
+            res = nonBlocking(
+                [&] { return ::accept4(op->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC); });
             break;
-        }
         case detail::OpKind::Connect: {
             int err = 0;
             socklen_t len = sizeof(err);
@@ -110,7 +110,8 @@ bool UvReactor::tryOp(detail::Op* op, int uvEvents) noexcept
             break;
         }
     }
-    op->res = res;
+    if (!res) return false;
+    op->res = *res;
     return true;
 }
 

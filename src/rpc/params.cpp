@@ -1,5 +1,6 @@
 #include "rpc/params.h"
 
+#include "base/json.h"
 #include "base/suggest.h"
 
 #include <algorithm>
@@ -94,6 +95,21 @@ const JsonField* Params::find(std::string_view name) const
 bool Params::has(std::string_view name) const
 {
     return find(name) != nullptr;
+}
+
+std::string Params::json() const
+{
+    json::Writer w;
+    if (array_) {
+        w.beginArray();
+        for (const auto& f : fields_) w.raw(f.raw);
+        w.endArray();
+    } else {
+        w.beginObject();
+        for (const auto& f : fields_) w.key(f.name).raw(f.raw);
+        w.endObject();
+    }
+    return w.take();
 }
 
 Result<std::string> Params::string(std::string_view name) const

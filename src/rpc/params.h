@@ -36,6 +36,8 @@ public:
     Result<void> allowOnly(std::initializer_list<std::string_view> names) const;
 
     bool has(std::string_view name) const;  // present (null included)
+    // The params as one JSON object again (duplicates resolved), for decoders that take JSON.
+    std::string json() const;
     bool empty() const noexcept { return fields_.empty(); }
     bool isArray() const noexcept { return array_; }
     const std::vector<JsonField>& fields() const noexcept { return fields_; }

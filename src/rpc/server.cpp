@@ -65,7 +65,7 @@ Server::Server(reactor::Reactor& reactor, UniqueFd listening, Limits limits)
 
 Server::~Server()
 {
-    *alive_ = false;
+    tasks_.cancelAll();  // no handler resumes into a server that is gone
     shutdown();
     closing_.clear();
 }
@@ -236,25 +236,21 @@ void Server::handleItem(Connection& c, Item& item, const std::shared_ptr<Pending
         // Nothing after this line is parsed until the method finishes. The coroutine starts on
         // the next loop turn, so that it never finishes inside consume().
         c.holding = true;
-        std::weak_ptr<bool> alive = alive_;
-        reactor_.post([this, alive, connId, id = req.id, m, peer = c.peer, p = std::move(*params)]() {
-            if (auto a = alive.lock(); !a || !*a) return;
-            reactor::spawnDetached(runAsync(this, alive_, connId, nullptr, 0, id, false, m, peer, p));
+        tasks_.post(reactor_, [this, connId, id = req.id, m, peer = c.peer, p = std::move(*params)]() {
+            tasks_.spawn(runAsync(this, connId, nullptr, 0, id, false, m, peer, p));
         });
         return;
     }
     // Asynchronous: the coroutine runs on; its reply goes out when it completes, if the
     // connection (and this server) still exist then.
-    reactor::spawnDetached(
-        runAsync(this, alive_, connId, batch, slot, req.id, notify, m, c.peer, std::move(*params)));
+    tasks_.spawn(runAsync(this, connId, batch, slot, req.id, notify, m, c.peer, std::move(*params)));
 }
 
-reactor::Task<void> Server::runAsync(Server* self, std::shared_ptr<bool> alive, uint64_t connId,
-                                     std::shared_ptr<Pending> batch, size_t slot, Id id, bool notify,
-                                     Method m, Peer peer, Params params)
+reactor::Task<void> Server::runAsync(Server* self, uint64_t connId, std::shared_ptr<Pending> batch,
+                                     size_t slot, Id id, bool notify, Method m, Peer peer, Params params)
 {
+    // The server's scope owns this task: it never resumes after the server is gone.
     auto result = co_await m.async(peer, params);
-    if (!*alive) co_return;  // the server is gone: nobody to answer
     if (m.takeOver) {
         if (result) {
             self->handOver(connId, m, params, encodeResult(id, oneLine(std::move(*result))));
@@ -359,10 +355,7 @@ void Server::closeConnection(uint64_t id, const char* why)
     closing_.push_back(std::move(c));
     if (!reapPosted_) {
         reapPosted_ = true;
-        std::weak_ptr<bool> alive = alive_;
-        reactor_.post([this, alive]() {
-            if (auto a = alive.lock(); a && *a) reap();
-        });
+        tasks_.post(reactor_, [this]() { reap(); });
     }
 }
 

@@ -6,6 +6,7 @@
 
 #include "base/result.h"
 #include "reactor/reactor.h"
+#include "reactor/scope.h"
 #include "rpc/framing.h"
 #include "rpc/params.h"
 #include "rpc/protocol.h"
@@ -116,9 +117,8 @@ private:
     void handleItem(Connection& c, Item& item, const std::shared_ptr<Pending>& batch, size_t slot);
     // The body of an asynchronous method call; a static member so that nothing it uses
     // lives in a lambda's captures across the suspension.
-    static reactor::Task<void> runAsync(Server* self, std::shared_ptr<bool> alive, uint64_t connId,
-                                        std::shared_ptr<Pending> batch, size_t slot, Id id, bool notify,
-                                        Method m, Peer peer, Params params);
+    static reactor::Task<void> runAsync(Server* self, uint64_t connId, std::shared_ptr<Pending> batch,
+                                        size_t slot, Id id, bool notify, Method m, Peer peer, Params params);
     void finishItem(uint64_t connId, const std::shared_ptr<Pending>& batch, size_t slot, std::string reply);
     void send(Connection& c, std::string data);
     void closeConnection(uint64_t id, const char* why);
@@ -136,7 +136,7 @@ private:
     Parser parser_;
     uint64_t nextConnection_ = 1;
     bool reapPosted_ = false;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    reactor::TaskScope tasks_;  // the method calls in flight, and posted work
 };
 
 }  // namespace vmr::rpc

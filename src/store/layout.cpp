@@ -15,39 +15,7 @@ std::string trimSlashes(std::string p)
     return p;
 }
 
-// Create one directory at exactly `mode`; true if it was created, false if it existed.
-Result<bool> makeDir(const std::string& path, mode_t mode)
-{
-    if (::mkdir(path.c_str(), mode) == 0) {
-        if (::chmod(path.c_str(), mode) != 0)
-            return Error::fromErrno(errno, "Cannot set the mode of " + path);
-        return true;
-    }
-    int err = errno;
-    if (err != EEXIST) return Error::fromErrno(err, "Cannot create directory " + path);
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return Error::fromErrno(errno, "Cannot stat " + path);
-    if (!S_ISDIR(st.st_mode))
-        return Error(ErrorKind::System, "Cannot use " + path + ": it exists and is not a directory",
-                     "Move the file out of the way");
-    return false;
-}
-
 }  // namespace
-
-Result<void> makeDirs(const std::string& path, mode_t mode)
-{
-    if (path.empty())
-        return Error(ErrorKind::InvalidArgument, "Cannot create a directory with an empty path");
-    for (size_t pos = path.find('/', 1); pos != std::string::npos; pos = path.find('/', pos + 1)) {
-        if (path[pos - 1] == '/') continue;
-        auto r = makeDir(path.substr(0, pos), mode);
-        if (!r) return std::move(r).error();
-    }
-    auto r = makeDir(path, mode);
-    if (!r) return std::move(r).error();
-    return success();
-}
 
 Layout::Layout(const config::Settings& settings)
     : mode_(settings.mode),
@@ -104,9 +72,8 @@ Result<void> Layout::ensureDirs() const
 
 Result<void> Layout::ensureVmDir(std::string_view name) const
 {
-    auto r = makeDir(vmDir(name), kVmDirMode);
-    if (!r) return std::move(r).error();
-    return success();
+    // Missing folders get exactly kVmDirMode (the VMs folder itself exists: ensureDirs).
+    return makeDirs(vmDir(name), kVmDirMode);
 }
 
 }  // namespace vmr::store

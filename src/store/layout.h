@@ -3,6 +3,7 @@
 // Every path vmrd uses on disk, computed from the settings (DESIGN.md, "State on disk"):
 //   <state>/vms/<name>/vm.json   <state>/images/   <runtime>/vms/<id>.<kind>
 
+#include "base/files.h"
 #include "base/result.h"
 #include "config/settings.h"
 
@@ -50,9 +51,5 @@ private:
     std::string stateDir_;
     std::string runtimeDir_;
 };
-
-// mkdir -p: create `path` and missing parents. New directories get exactly `mode`
-// (umask notwithstanding); existing ones are left alone. Fails if a component is not a directory.
-Result<void> makeDirs(const std::string& path, mode_t mode);
 
 }  // namespace vmr::store

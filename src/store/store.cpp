@@ -1,8 +1,8 @@
 #include "store/store.h"
 
 #include "base/fd.h"
-#include "store/atomic_file.h"
-#include "store/names.h"
+#include "base/files.h"
+#include "model/names.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -145,7 +145,7 @@ Result<Store::ScanReport> Store::scan() const
             problem(vmDir, "Not a VM folder; left as it is");
             continue;
         }
-        if (auto ok = validateVmName(name); !ok) {
+        if (auto ok = model::validateVmName(name); !ok) {
             problem(vmDir, "The folder name is not a valid VM name; left as it is");
             continue;
         }
@@ -187,9 +187,9 @@ Result<Store::ScanReport> Store::scan() const
             if (!text) return std::move(text).error();
             auto r = recordFromJson(*text);
             if (!r) return r;
-            if (r->name != name)
+            if (r->name() != name)
                 return Error(ErrorKind::StoreCorrupt,
-                             "The record names VM \"" + r->name + "\" but is in folder \"" + name + "\"");
+                             "The record names VM \"" + r->name() + "\" but is in folder \"" + name + "\"");
             return r;
         }();
         if (record) {
@@ -208,18 +208,18 @@ Result<Store::ScanReport> Store::scan() const
 
 Result<void> Store::save(const VmRecord& record, Durability durability) const
 {
-    VMR_TRY(validateVmName(record.name));
+    VMR_TRY(model::validateVmName(record.name()));
     std::string text = toJson(record);
     if (auto check = recordFromJson(text); !check)
-        return Error(ErrorKind::InvalidArgument, "Cannot save VM " + record.name + ": invalid record")
+        return Error(ErrorKind::InvalidArgument, "Cannot save VM " + record.name() + ": invalid record")
             .causedBy(std::move(check).error());
-    VMR_TRY(layout_.ensureVmDir(record.name));
-    return writeFileAtomic(layout_.recordPath(record.name), text, Layout::kRecordMode, durability);
+    VMR_TRY(layout_.ensureVmDir(record.name()));
+    return writeFileAtomic(layout_.recordPath(record.name()), text, Layout::kRecordMode, durability);
 }
 
 Result<VmRecord> Store::load(std::string_view name) const
 {
-    VMR_TRY(validateVmName(name));
+    VMR_TRY(model::validateVmName(name));
     const std::string path = layout_.recordPath(name);
     auto text = readFile(path, kMaxRecordBytes);
     if (!text) {
@@ -230,14 +230,14 @@ Result<VmRecord> Store::load(std::string_view name) const
     }
     auto r = recordFromJson(*text);
     if (!r) return Error(ErrorKind::StoreCorrupt, "Bad record " + path).causedBy(std::move(r).error());
-    if (r->name != name)
-        return Error(ErrorKind::StoreCorrupt, "Bad record " + path + ": it names VM \"" + r->name + "\"");
+    if (r->name() != name)
+        return Error(ErrorKind::StoreCorrupt, "Bad record " + path + ": it names VM \"" + r->name() + "\"");
     return r;
 }
 
 Result<void> Store::remove(std::string_view name) const
 {
-    VMR_TRY(validateVmName(name));
+    VMR_TRY(model::validateVmName(name));
     const std::string vmsDir = layout_.vmsDir();
     UniqueFd vmsFd(::open(vmsDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!vmsFd) return Error::fromErrno(errno, "Cannot open " + vmsDir);
@@ -259,7 +259,7 @@ Result<void> Store::remove(std::string_view name) const
 
 bool Store::exists(std::string_view name) const
 {
-    if (!validateVmName(name)) return false;
+    if (!model::validateVmName(name)) return false;
     struct stat st {};
     return ::lstat(layout_.vmDir(name).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }

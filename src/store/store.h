@@ -3,8 +3,8 @@
 // The VM records on disk: scan at start-up (with recovery), save, load, remove.
 // Pure file I/O on small files; the daemon calls it on its thread.
 
+#include "base/files.h"
 #include "base/result.h"
-#include "store/atomic_file.h"
 #include "store/layout.h"
 #include "store/record.h"
 
@@ -40,7 +40,7 @@ public:
 
     // Write the record atomically into <state>/vms/<name>/vm.json, creating the folder.
     // The record is validated first: the store never writes what it could not read back.
-    // Durability::Host for runtime changes only (state, pid): see atomic_file.h.
+    // Durability::Host for runtime changes only (state, pid): see base/files.h.
     Result<void> save(const VmRecord& record, Durability durability = Durability::Disk) const;
     // ErrorKind::VmNotFound when there is no record.
     Result<VmRecord> load(std::string_view name) const;

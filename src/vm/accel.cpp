@@ -12,18 +12,10 @@
 
 namespace vmr::vm {
 
-std::string_view accelName(Accel a) noexcept
-{
-    return a == Accel::Kvm ? "kvm" : "tcg";
-}
-
 Result<AccelChoice> parseAccelChoice(std::string_view text)
 {
-    if (text.empty() || text == "auto") return AccelChoice::Auto;
-    if (text == "kvm") return AccelChoice::Kvm;
-    if (text == "tcg") return AccelChoice::Tcg;
-    return Error(ErrorKind::InvalidArgument, "Unknown accelerator \"" + std::string(text) + "\"",
-                 "Use auto, kvm or tcg");
+    if (text.empty()) return AccelChoice::Auto;
+    return model::parseWord<AccelChoice>(text);
 }
 
 AccelProbe probeHost()

@@ -6,6 +6,7 @@
 // selector (the daemon owns one). The decision is a pure function of a probe, for tests.
 
 #include "base/result.h"
+#include "model/vocab.h"
 
 #include <cstdint>
 #include <string>
@@ -14,11 +15,14 @@
 
 namespace vmr::vm {
 
-enum class Accel { Kvm, Tcg };
-std::string_view accelName(Accel a) noexcept;  // "kvm" | "tcg"
+using model::Accel;        // what runs: "kvm" | "tcg"
+using model::AccelChoice;  // what settings (qemu.accel) or a VM (accel) ask for
 
-// What settings (qemu.accel) or a VM record (accel) ask for; empty text means Auto.
-enum class AccelChoice { Auto, Kvm, Tcg };
+inline std::string_view accelName(Accel a) noexcept
+{
+    return model::wordOf(a);
+}
+// A VM's choice, or else the settings' (text: "auto", "kvm" or "tcg"; empty means auto).
 Result<AccelChoice> parseAccelChoice(std::string_view text);
 
 // What the host offers. probeHost() fills it from /dev/kvm and /sys/module.

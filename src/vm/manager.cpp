@@ -1,22 +1,14 @@
 #include "vm/manager.h"
 
-#include "base/log.h"
+#include "base/files.h"
 #include "image/qemu_img.h"
+#include "model/names.h"
 #include "net/mac.h"
 #include "net/mode.h"
-#include "store/atomic_file.h"
-#include "store/names.h"
 #include "vm/firmware.h"
+#include "vm/logger.h"
 #include "vm/process.h"
 #include "vm/provisioning.h"
-
-#include "config.h"
-#if VMR_HAVE_SSH
-#include "provision/ssh/provisioner.h"
-#include "provision/ssh/session.h"
-#endif
-
-#include <simdjson.h>
 
 #include <malloc.h>
 #include <sys/stat.h>
@@ -24,41 +16,35 @@
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
-#include <fstream>
-#include <iterator>
 
 namespace vmr::vm {
 
+using model::VmState;
 using reactor::Task;
 
 namespace {
 
-spdlog::logger& lg()
-{
-    return log::get("vm");
-}
-
 Error notFound(std::string_view name)
 {
-    return Error(ErrorKind::VmNotFound, "No VM named \"" + std::string(name) + "\"", Manager::kNotFoundHint);
+    return Error(ErrorKind::VmNotFound, "No VM named \"" + std::string(name) + "\"",
+                 std::string(kindHint(ErrorKind::VmNotFound)));
 }
 
 // A private copy (0600) of a template file, written atomically.
 Result<void> copyFile(const std::string& from, const std::string& to)
 {
-    std::ifstream in(from, std::ios::binary);
-    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.good() && !in.eof()) return Error::fromErrno(errno, "Cannot read " + from);
-    return store::writeFileAtomic(to, data, 0600);
+    VMR_TRY_ASSIGN(std::string data, readFile(from, 64 << 20));
+    return writeFileAtomic(to, data, 0600);
 }
 
 }  // namespace
 
 Manager::Manager(reactor::Reactor& r, const config::Settings& settings, store::Store& store,
-                 EventCallback onEvent)
+                 image::Cache& cache, EventCallback onEvent)
     : reactor_(r),
       settings_(settings),
       store_(store),
+      cache_(cache),
       onEvent_(std::move(onEvent)),
       accel_(probeHost()),
       ports_(settings.network.sshPortRange)
@@ -80,6 +66,14 @@ const store::VmRecord* Manager::find(std::string_view name) const
     return it == vms_.end() ? nullptr : &it->second->record;
 }
 
+Result<const store::VmRecord*> Manager::get(std::string_view name) const
+{
+    VMR_TRY(model::validateVmName(name));
+    const store::VmRecord* r = find(name);
+    if (r == nullptr) return notFound(name);
+    return r;
+}
+
 std::vector<const store::VmRecord*> Manager::list() const
 {
     std::vector<const store::VmRecord*> out;
@@ -92,119 +86,78 @@ Manager::Paths Manager::pathsOf(const store::VmRecord& rec) const
 {
     const store::Layout& layout = store_.layout();
     Paths p;
-    p.workDir = layout.vmDir(rec.name);
+    p.workDir = layout.vmDir(rec.name());
     p.overlay = p.workDir + "/" + kOverlayName;
-    p.seed = rec.seed;
-    if (rec.firmware == "uefi") p.uefiVars = p.workDir + "/" + kUefiVarsName;
-    p.runtime = rec.backend == "chv" ? chvRuntimePaths(layout, rec.name, rec.id)
-                                     : runtimePaths(layout, rec.name, rec.id);
+    if (rec.spec.firmware.kind == model::FirmwareKind::Uefi) p.uefiVars = p.workDir + "/" + kUefiVarsName;
+    p.runtime = runtimePaths(layout, rec.spec.backend, rec.name(), rec.runtime.id);
     return p;
 }
 
-VmSpec Manager::specOf(const store::VmRecord& rec) const
+Result<DriverConfig> Manager::driverConfig(const store::VmRecord& rec, std::optional<Accel> accel) const
 {
-    VmSpec spec;
-    spec.name = rec.name;
-    spec.id = rec.id;
-    spec.vcpus = rec.vcpus;
-    spec.memoryMib = rec.memoryMib;
-    spec.overlay = store_.layout().vmDir(rec.name) + "/" + kOverlayName;
-    spec.kernel = rec.kernel;
-    spec.initrd = rec.initrd;
-    spec.cmdline = rec.cmdline;
-    spec.seedIso = rec.seed;
-    spec.vnc = rec.vnc;
-    // The record was validated when it was written or read: its network is a known mode.
-    spec.network = net::parseNetMode(rec.network).valueOr(net::NetMode::None);
-    spec.mac = rec.mac;
-    if (spec.network == net::NetMode::User) spec.sshPort = rec.sshPort;
-    return spec;
-}
-
-Result<QemuDriverConfig> Manager::driverConfig(const store::VmRecord& rec, Accel accel) const
-{
-    const store::Layout& layout = store_.layout();
-    QemuDriverConfig cfg;
-    cfg.binary = settings_.qemu.binary;
-    cfg.spec = specOf(rec);
-    auto fw = resolveFirmware(rec.firmware);
-    if (!fw) return Unexpected(std::move(fw).error());
-    cfg.spec.firmware = fw->bios;
-    if (!fw->uefiCode.empty()) {
-        cfg.spec.uefiCode = fw->uefiCode;
-        cfg.spec.uefiVars = layout.vmDir(rec.name) + "/" + kUefiVarsName;
-    }
-    cfg.spec.accel = accel;
-    cfg.spec.machineNone = settings_.qemu.machine == "none";
-    cfg.paths = runtimePaths(layout, rec.name, rec.id);
-    return cfg;
-}
-
-ChvDriverConfig Manager::chvConfig(const store::VmRecord& rec) const
-{
-    ChvDriverConfig cfg;
-    cfg.binary = settings_.chv.binary;
+    DriverConfig cfg;
+    bool qemu = rec.spec.backend == model::Backend::Qemu;
+    cfg.binary = qemu ? settings_.qemu.binary : settings_.chv.binary;
     cfg.requireKvm = settings_.chv.requireKvm;
-    cfg.spec = specOf(rec);
-    cfg.spec.firmware = rec.firmware;  // cloud-hypervisor takes a firmware file (checked at create)
-    cfg.spec.accel = Accel::Kvm;
-    cfg.paths = chvRuntimePaths(store_.layout(), rec.name, rec.id);
-    cfg.apiSocket = store_.layout().runtimeSocket(rec.id, "api");
+    cfg.id = rec.runtime.id;
+    cfg.spec = rec.spec;
+    Paths p = pathsOf(rec);
+    cfg.paths = p.runtime;
+    Launch& l = cfg.launch;
+    l.accel = qemu ? accel.value_or(Accel::Tcg) : Accel::Kvm;
+    l.overlay = p.overlay;
+    l.seedIso = rec.runtime.seed;
+    l.mac = rec.runtime.mac;
+    if (rec.spec.network.mode == model::NetMode::User) l.sshPort = rec.runtime.sshPort;
+    l.machineNone = qemu && settings_.qemu.machine == "none";
+    if (qemu && accel) {
+        // The firmware files are checked at each start; a driver that only watches needs none.
+        VMR_TRY_ASSIGN(Firmware fw, resolveFirmware(std::string(model::firmwareWord(rec.spec.firmware))));
+        l.bios = fw.bios;
+        if (!fw.uefiCode.empty()) {
+            l.uefiCode = fw.uefiCode;
+            l.uefiVars = p.uefiVars;
+        }
+    }
     return cfg;
 }
 
 Result<void> Manager::attachDriver(const std::shared_ptr<Entry>& e, std::optional<Accel> accel)
 {
-    VmState initial = parseState(e->record.state).valueOr(VmState::Stopped);
-    Entry* raw = e.get();
-    auto report = [this, raw](VmState from, VmState to, const std::string& reason) {
-        onDriverState(*raw, from, to, reason);
-    };
-    if (e->record.backend == "chv") {
-        e->driver = std::make_unique<ChvDriver>(reactor_, chvConfig(e->record), initial);
-        e->accel = accel ? std::optional<Accel>(Accel::Kvm) : std::nullopt;
-        e->driver->onStateChange(report);
-        return success();
-    }
-    auto cfg = driverConfig(e->record, accel.value_or(Accel::Tcg));
-    if (!cfg) {
-        if (accel) return Unexpected(std::move(cfg).error());
-        // A watching driver never starts QEMU: the firmware only matters at the next start.
-        QemuDriverConfig watchOnly;
-        watchOnly.spec.name = e->record.name;
-        watchOnly.spec.id = e->record.id;
-        watchOnly.paths = runtimePaths(store_.layout(), e->record.name, e->record.id);
-        cfg = std::move(watchOnly);
-    }
-    e->driver = std::make_unique<QemuDriver>(reactor_, std::move(*cfg), initial);
-    e->accel = accel;
+    VMR_TRY_ASSIGN(DriverConfig cfg, driverConfig(e->record, accel));
+    VMR_TRY_ASSIGN(e->driver, makeDriver(reactor_, std::move(cfg), e->record.runtime.state));
+    e->accel = accel ? std::optional<Accel>(e->driver->config().launch.accel) : std::nullopt;
     // The driver belongs to the entry: the entry outlives every call of this callback.
-    e->driver->onStateChange(report);
+    Entry* raw = e.get();
+    e->driver->onStateChange([this, raw](VmState from, VmState to, const std::string& reason) {
+        onDriverState(*raw, from, to, reason);
+    });
     return success();
 }
 
 void Manager::syncRuntime(Entry& e)
 {
     const Driver& d = *e.driver;
-    e.record.state = std::string(stateName(d.state()));
-    e.record.stateReason = d.stateReason();
+    model::VmRuntime& rt = e.record.runtime;
+    rt.state = d.state();
+    rt.stateReason = d.stateReason();
     if (d.pid()) {
-        e.record.pid = static_cast<int32_t>(*d.pid());
+        rt.pid = static_cast<int32_t>(*d.pid());
         // An adopted process keeps the accelerator its record names.
-        if (e.accel) e.record.accelInUse = std::string(accelName(*e.accel));
-        e.record.vncPort = d.vncPort();
+        if (e.accel) rt.accelInUse = *e.accel;
+        rt.vncPort = d.vncPort();
     } else {
-        e.record.pid.reset();
-        e.record.accelInUse.clear();
-        e.record.vncPort.reset();
+        rt.pid.reset();
+        rt.accelInUse.reset();
+        rt.vncPort.reset();
     }
-    e.record.pidStartTime = d.pidStartTime();
+    rt.pidStartTime = d.pidStartTime();
 }
 
-void Manager::save(Entry& e, store::Durability durability)
+void Manager::save(Entry& e, Durability durability)
 {
     auto saved = store_.save(e.record, durability);
-    if (!saved) lg().error("VM {}: cannot save its record: {}", e.record.name, saved.error().what());
+    if (!saved) lg().error("VM {}: cannot save its record: {}", e.record.name(), saved.error().what());
 }
 
 void Manager::onDriverState(Entry& e, VmState from, VmState to, const std::string& reason)
@@ -212,30 +165,25 @@ void Manager::onDriverState(Entry& e, VmState from, VmState to, const std::strin
     if (e.removed) return;
     syncRuntime(e);
     // The reason reported is the one of this change (a later one may already be in the driver).
-    e.record.state = std::string(stateName(to));
-    e.record.stateReason = reason;
+    e.record.runtime.state = to;
+    e.record.runtime.stateReason = reason;
     // The run state and pid are facts about a process that dies with the host: no fsync on
-    // the path of every start, suspend and stop (store/atomic_file.h, Durability).
-    save(e, store::Durability::Host);
-    lg().debug("VM {}: {} -> {} ({})", e.record.name, stateName(from), stateName(to), reason);
-    if (onEvent_)
-        onEvent_(StateEvent{e.record.name, std::string(stateName(from)), std::string(stateName(to)), reason});
+    // the path of every start, suspend and stop (base/files.h, Durability).
+    save(e, Durability::Host);
+    lg().debug("VM {}: {} -> {} ({})", e.record.name(), stateName(from), stateName(to), reason);
+    if (onEvent_) onEvent_(StateEvent{e.record.name(), from, to, reason});
 }
 
-Result<Accel> Manager::chooseAccel(const std::string& recordAccel)
+Result<Accel> Manager::chooseAccel(const std::optional<model::AccelChoice>& asked)
 {
-    const std::string& text = recordAccel.empty() ? settings_.qemu.accel : recordAccel;
-    auto choice = parseAccelChoice(text);
-    if (!choice) return Unexpected(std::move(choice).error());
-    auto decision = accel_.choose(*choice);
-    if (!decision) return Unexpected(std::move(decision).error());
-    return decision->accel;
+    VMR_TRY_ASSIGN(model::AccelChoice choice,
+                   asked ? Result<model::AccelChoice>(*asked) : parseAccelChoice(settings_.qemu.accel));
+    VMR_TRY_ASSIGN(AccelDecision decision, accel_.choose(choice));
+    return decision.accel;
 }
 
 Result<std::string> Manager::resolveImage(const std::string& image) const
 {
-    if (image.empty())
-        return Error(ErrorKind::InvalidArgument, "No image given", "Name an image file to base the VM on");
     std::string path =
         image.find('/') != std::string::npos ? image : store_.layout().imagesDir() + "/" + image;
     struct stat st {};
@@ -252,29 +200,31 @@ Task<Result<void>> Manager::adoptAll(std::vector<store::VmRecord> records)
     std::optional<Error> firstError;
     std::vector<std::shared_ptr<Entry>> live;
     for (auto& rec : records) {
-        if (vms_.count(rec.name) != 0) {
-            Error err(ErrorKind::VmExists, "VM \"" + rec.name + "\" is loaded twice");
+        const std::string name = rec.name();
+        if (vms_.count(name) != 0) {
+            Error err(ErrorKind::VmExists, "VM \"" + name + "\" is loaded twice");
             lg().error("{}", err.what());
             if (!firstError) firstError = std::move(err);
             continue;
         }
-        if (rec.sshPort) {
-            auto reserved = ports_.reserve(rec.name, *rec.sshPort);
+        if (rec.runtime.sshPort) {
+            auto reserved = ports_.reserve(name, *rec.runtime.sshPort);
             if (!reserved)
-                lg().warn("VM {}: {}; it gets another port at its next start", rec.name,
-                          reserved.error().what());
+                lg().warn("VM {}: {}; it gets another port at its next start", name, reserved.error().what());
         }
         auto e = std::make_shared<Entry>();
-        e->record = rec;
-        vms_.emplace(rec.name, e);
+        e->record = std::move(rec);
         // The accelerator is decided again at each start; this driver only watches and stops.
-        (void)attachDriver(e, std::nullopt);
-        VmState recorded = parseState(rec.state).valueOr(VmState::Stopped);
-        if (rec.pid || expectsProcess(recorded)) live.push_back(std::move(e));
+        if (auto attached = attachDriver(e, std::nullopt); !attached) {
+            lg().error("VM {}: not loaded: {}", name, attached.error().what());
+            continue;
+        }
+        vms_.emplace(name, e);
+        if (e->record.runtime.pid || expectsProcess(e->record.runtime.state)) live.push_back(std::move(e));
     }
 
-    // Every VM at once: each adoption is a few QMP round trips, and hundreds of them in a row
-    // would add up. The last one to finish fulfils `done`.
+    // Every VM at once: each adoption is a few round trips, and hundreds of them in a row would
+    // add up. The last one to finish fulfils `done`.
     auto progress = std::make_shared<AdoptProgress>();
     progress->left = live.size();
     for (auto& e : live) reactor::spawnDetached(adoptOne(e, progress));
@@ -292,114 +242,113 @@ Task<Result<void>> Manager::adoptAll(std::vector<store::VmRecord> records)
 Task<void> Manager::adoptOne(std::shared_ptr<Entry> e, std::shared_ptr<AdoptProgress> progress)
 {
     store::VmRecord before = e->record;
-    auto adopted = co_await e->driver->adopt(before);
-    if (!adopted) lg().warn("VM {}: cannot re-adopt: {}", before.name, adopted.error().what());
+    auto adopted = co_await e->driver->adopt(before.runtime);
+    if (!adopted) lg().warn("VM {}: cannot re-adopt: {}", before.name(), adopted.error().what());
     if (!e->removed) {
         syncRuntime(*e);
-        if (e->record != before) save(*e, store::Durability::Host);
+        if (e->record != before) save(*e, Durability::Host);
     }
     if (--progress->left == 0) progress->done.fulfil(true);
 }
 
-Task<Result<store::VmRecord>> Manager::create(CreateSpec spec)
+Result<std::string> Manager::newId() const
 {
-    VMR_CO_TRY(store::validateVmName(spec.name));
-    const std::string name = spec.name;
-    if (vms_.count(name) != 0 || creating_.count(name) != 0 || store_.exists(name))
-        co_return Error(ErrorKind::VmExists, "VM \"" + name + "\" already exists",
-                        "Choose another name, or run `vmrctl destroy " + name + "` first");
-    auto image = resolveImage(spec.image);
-    if (!image) co_return Unexpected(std::move(image).error());
-    auto mode = net::parseNetMode(spec.network);
-    if (!mode) co_return Unexpected(std::move(mode).error());
-    VMR_CO_TRY(net::checkSupported(*mode));
-    if (!spec.accel.empty()) VMR_CO_TRY(parseAccelChoice(spec.accel));
-    if (spec.kernel.empty() && (!spec.initrd.empty() || !spec.cmdline.empty()))
-        co_return Error(ErrorKind::InvalidArgument, "An initrd or a kernel command line needs a kernel",
-                        "Give a kernel too, or leave them out");
+    for (int tries = 0;; ++tries) {
+        VMR_TRY_ASSIGN(std::string id, model::newVmId());
+        bool taken = std::any_of(vms_.begin(), vms_.end(),
+                                 [&](const auto& kv) { return kv.second->record.runtime.id == id; });
+        if (!taken || tries == 8) return id;
+    }
+}
+
+Result<void> Manager::checkCreate(const model::VmSpec& spec) const
+{
+    VMR_TRY(model::validateVmName(spec.name));
+    VMR_TRY(model::checkSpec(spec, true));
+    if (vms_.count(spec.name) != 0 || creating_.count(spec.name) != 0 || store_.exists(spec.name))
+        return Error(ErrorKind::VmExists, "VM \"" + spec.name + "\" already exists",
+                     "Choose another name, or run `vmrctl destroy " + spec.name + "` first");
+    VMR_TRY(net::checkSupported(spec.network.mode));
     for (const std::string* file : {&spec.kernel, &spec.initrd}) {
-        if (file->empty()) continue;
         struct stat st {};
-        if (::stat(file->c_str(), &st) != 0 || !S_ISREG(st.st_mode))
-            co_return Error(ErrorKind::NotFound, "Boot file " + *file + " does not exist",
-                            "Give the path of an existing kernel and initrd");
+        if (!file->empty() && (::stat(file->c_str(), &st) != 0 || !S_ISREG(st.st_mode)))
+            return Error(ErrorKind::NotFound, "Boot file " + *file + " does not exist",
+                         "Give the path of an existing kernel and initrd");
     }
-    if (spec.backend != "qemu" && spec.backend != "chv")
-        co_return Error(ErrorKind::InvalidArgument, "Unknown backend \"" + spec.backend + "\"",
-                        "Use \"qemu\" or \"chv\" (cloud-hypervisor)");
-    Firmware noFirmware;
-    auto firmware = spec.backend == "chv" ? Result<Firmware>(noFirmware) : resolveFirmware(spec.firmware);
-    if (!firmware) co_return Unexpected(std::move(firmware).error());
-    if (spec.backend == "chv") {
-        if (*mode == net::NetMode::User)
-            co_return Error(
-                ErrorKind::Unsupported, "cloud-hypervisor has no user-mode networking",
-                "Use --network none (or tap, once supported), or --backend qemu for user networking");
-        if (spec.firmware == "uefi" || spec.firmware == "bios")
-            co_return Error(ErrorKind::InvalidArgument,
-                            "cloud-hypervisor takes a firmware file, not \"" + spec.firmware + "\"",
-                            "Give the path of rust-hypervisor-firmware or a CLOUDHV OVMF build, or a kernel");
-        // Binary, KVM, firmware and boot files: all checked before anything is made.
-        store::VmRecord probe;
-        probe.name = name;
-        probe.id = "00000000";
-        probe.backend = "chv";
-        probe.kernel = spec.kernel;
-        probe.initrd = spec.initrd;
-        probe.cmdline = spec.cmdline;
-        probe.firmware = spec.firmware;
-        probe.network = std::string(net::netModeName(*mode));
-        ChvDriver check(reactor_, chvConfig(probe), VmState::Preparing);
-        VMR_CO_TRY(check.preflight());
-    } else if (auto qemu = reactor::findProgram(settings_.qemu.binary); !qemu) {
-        // The hypervisor must be there before anything is made for it.
-        co_return Error(ErrorKind::ToolMissing, "QEMU is not installed: " + qemu.error().message(),
-                        QemuDriver::kQemuMissingHint);
+    if (spec.backend == model::Backend::Qemu)
+        VMR_TRY(resolveFirmware(std::string(model::firmwareWord(spec.firmware))));
+    if (!seedSupported() && (spec.cloudInit.userData || !spec.cloudInit.authorizedKeys.empty()))
+        return Error(ErrorKind::Unsupported,
+                     "This vmrd cannot make cloud-init seeds (built without libisofs)",
+                     "Rebuild vmrd with libisofs, or create the VM without SSH keys or user-data");
+    // The hypervisor (and, for cloud-hypervisor, KVM and the boot files) must be there before
+    // anything is made for it.
+    store::VmRecord probe;
+    probe.spec = spec;
+    probe.runtime.id = "00000000";
+    VMR_TRY_ASSIGN(DriverConfig cfg, driverConfig(probe, std::nullopt));
+    VMR_TRY_ASSIGN(auto driver, makeDriver(reactor_, std::move(cfg), VmState::Prepared));
+    return driver->preflight();
+}
+
+Task<Result<void>> Manager::makeVm(store::VmRecord& rec)
+{
+    const std::string& name = rec.name();
+    const model::VmSpec& spec = rec.spec;
+    if (spec.network.mode == model::NetMode::User) {
+        VMR_CO_TRY_ASSIGN(rec.runtime.sshPort, ports_.allocate(name, std::nullopt));
     }
+    VMR_CO_TRY(store_.layout().ensureVmDir(name));
+    const std::string dir = store_.layout().vmDir(name);
+    std::optional<uint64_t> sizeBytes;
+    if (spec.diskGib) sizeBytes = *spec.diskGib << 30;
+    VMR_CO_TRY(co_await image::createOverlay(reactor_, spec.image, dir + "/" + kOverlayName, sizeBytes));
+    if (spec.backend == model::Backend::Qemu) {
+        VMR_CO_TRY_ASSIGN(Firmware fw, resolveFirmware(std::string(model::firmwareWord(spec.firmware))));
+        if (!fw.uefiVarsTemplate.empty())
+            VMR_CO_TRY(copyFile(fw.uefiVarsTemplate, dir + "/" + kUefiVarsName));
+    }
+    if (seedSupported()) {
+        SeedRequest seed;
+        seed.vmDir = dir;
+        seed.name = name;
+        seed.id = rec.runtime.id;
+        seed.user = spec.cloudInit.user;
+        seed.authorizedKeys = spec.cloudInit.authorizedKeys;
+        seed.userData = spec.cloudInit.userData;
+        seed.hostname = spec.cloudInit.hostname;
+        VMR_CO_TRY_ASSIGN(SeedResult written, writeSeed(seed));
+        rec.runtime.seed = written.seedPath;
+        rec.runtime.hostKey = written.hostKey;
+        if (!spec.cloudInit.userData) rec.spec.cloudInit.user = written.user;
+    }
+    VMR_CO_TRY(store_.save(rec));
+    co_return success();
+}
+
+Task<Result<store::VmRecord>> Manager::create(model::VmSpec spec, CreateOptions opts)
+{
+    VMR_CO_TRY(checkCreate(spec));
+    const std::string name = spec.name;
+    if (!spec.imageUrl.empty() && spec.image.empty()) {
+        creating_.insert(name);
+        auto path = co_await cache_.acquire(spec.imageUrl, spec.imageSha256, opts.onImageProgress, nullptr);
+        creating_.erase(name);
+        if (!path) co_return Unexpected(std::move(path).error());
+        spec.image = *path;
+        if (vms_.count(name) != 0 || creating_.count(name) != 0 || store_.exists(name))
+            co_return Error(ErrorKind::VmExists, "VM \"" + name + "\" was created while its image downloaded",
+                            "Choose another name");
+    }
+    VMR_CO_TRY_ASSIGN(spec.image, resolveImage(spec.image));
 
     store::VmRecord rec;
-    rec.name = name;
-    for (int tries = 0;; ++tries) {
-        auto id = store::newVmId();
-        if (!id) co_return Unexpected(std::move(id).error());
-        bool taken = std::any_of(vms_.begin(), vms_.end(),
-                                 [&](const auto& kv) { return kv.second->record.id == *id; });
-        if (!taken || tries == 8) {
-            rec.id = *id;
-            break;
-        }
-    }
-    rec.created = static_cast<int64_t>(std::time(nullptr));
-    rec.image = *image;
-    rec.vcpus = spec.vcpus;
-    rec.memoryMib = spec.memoryMib;
-    rec.diskGib = spec.diskGib;
-    rec.network = std::string(net::netModeName(*mode));
-    rec.kernel = spec.kernel;
-    rec.initrd = spec.initrd;
-    rec.cmdline = spec.cmdline;
-    rec.accel = spec.accel;
-    rec.backend = spec.backend;
-    rec.firmware = spec.firmware == "bios" ? "" : spec.firmware;
-    rec.vnc = spec.vnc;
-    rec.imageUrl = spec.imageUrl;
-    rec.vmfile = spec.vmfile;
-    rec.vmfileSha256 = spec.vmfileSha256;
-    if (!spec.provision.empty()) {
-        auto steps = normalizeSteps(spec.provision);
-        if (!steps) co_return Unexpected(std::move(steps).error());
-        rec.provision = *steps;
-    }
-    if (spec.userData && (!spec.authorizedKeys.empty() || !spec.sshUser.empty()))
-        co_return Error(ErrorKind::InvalidArgument,
-                        "Raw user-data cannot be combined with SSH keys or a user",
-                        "Put the user and keys in your user-data, or leave --cloud-init out");
-    rec.mac = net::macFor(rec.id);
-    rec.state = std::string(stateName(VmState::Prepared));
-    rec.stateReason = "created";
-    // The store refuses what it could not read back: check now, before anything is made.
-    if (auto valid = store::recordFromJson(store::toJson(rec)); !valid)
-        co_return Error(ErrorKind::InvalidArgument, valid.error().message(), "Fix the VM's settings");
+    rec.spec = std::move(spec);
+    VMR_CO_TRY_ASSIGN(rec.runtime.id, newId());
+    rec.runtime.created = static_cast<int64_t>(std::time(nullptr));
+    rec.runtime.mac = net::macFor(rec.runtime.id);
+    rec.runtime.state = VmState::Prepared;
+    rec.runtime.stateReason = "created";
 
     // From here every failure undoes what was done: folder removed, port released.
     creating_.insert(name);
@@ -418,47 +367,15 @@ Task<Result<store::VmRecord>> Manager::create(CreateSpec spec)
             }
         }
     } undo{*this, name};
+    VMR_CO_TRY(co_await makeVm(rec));
 
-    if (*mode == net::NetMode::User) {
-        auto port = ports_.allocate(name, std::nullopt);
-        if (!port) co_return Unexpected(std::move(port).error());
-        rec.sshPort = *port;
-    }
-    VMR_CO_TRY(store_.layout().ensureVmDir(name));
-    std::optional<uint64_t> sizeBytes;
-    if (spec.diskGib) sizeBytes = *spec.diskGib << 30;
-    std::string overlay = store_.layout().vmDir(name) + "/" + kOverlayName;
-    auto made = co_await image::createOverlay(reactor_, rec.image, overlay, sizeBytes);
-    if (!made) co_return Unexpected(std::move(made).error());
-    if (!firmware->uefiVarsTemplate.empty())
-        VMR_CO_TRY(copyFile(firmware->uefiVarsTemplate, store_.layout().vmDir(name) + "/" + kUefiVarsName));
-    if (seedSupported()) {
-        SeedRequest seed;
-        seed.vmDir = store_.layout().vmDir(name);
-        seed.name = name;
-        seed.id = rec.id;
-        seed.user = spec.sshUser;
-        seed.authorizedKeys = spec.authorizedKeys;
-        seed.userData = spec.userData;
-        seed.hostname = spec.hostname;
-        auto written = writeSeed(seed);
-        if (!written) co_return Unexpected(std::move(written).error());
-        rec.seed = written->seedPath;
-        rec.hostKey = written->hostKey;
-        rec.sshUser = written->user;
-    } else if (spec.userData || !spec.authorizedKeys.empty()) {
-        co_return Error(ErrorKind::Unsupported,
-                        "This vmrd cannot make cloud-init seeds (built without libisofs)",
-                        "Rebuild vmrd with libisofs, or create the VM without SSH keys or user-data");
-    }
-    VMR_CO_TRY(store_.save(rec));
-
-    undo.armed = false;
     auto e = std::make_shared<Entry>();
     e->record = rec;
+    VMR_CO_TRY(attachDriver(e, std::nullopt));  // the accelerator is decided at start
+    undo.armed = false;
     vms_.emplace(name, e);
-    (void)attachDriver(e, std::nullopt);  // the accelerator is decided at start
-    lg().info("VM {}: created (id {}, image {})", name, rec.id, rec.image);
+    lg().info("VM {}: created (id {}, image {})", name, rec.runtime.id, rec.spec.image);
+    if (onEvent_) onEvent_(StateEvent{name, VmState::Preparing, VmState::Prepared, "created"});
     // Making the seed ISO and keys allocates a few hundred KiB for a moment; many creates at
     // once leave that much free heap behind. Give it back (vmrd is meant to stay small).
     ::malloc_trim(0);
@@ -467,77 +384,57 @@ Task<Result<store::VmRecord>> Manager::create(CreateSpec spec)
 
 Task<Result<store::VmRecord>> Manager::start(std::string name)
 {
-    auto found = lookup(name);
-    if (!found) co_return Unexpected(std::move(found).error());
-    std::shared_ptr<Entry> e = *found;
+    VMR_CO_TRY_ASSIGN(std::shared_ptr<Entry> e, lookup(name));
     VMR_CO_TRY(checkOperation(name, e->driver->state(), Operation::Start));
     if (!e->driver->pid()) {
         // No process: a fresh driver with today's accelerator and port.
-        auto accel = chooseAccel(e->record.accel);
-        if (!accel) co_return Unexpected(std::move(accel).error());
-        if (e->record.network == "user") {
-            auto port = ports_.allocate(name, e->record.sshPort);
-            if (!port) co_return Unexpected(std::move(port).error());
-            if (e->record.sshPort != *port) {
-                e->record.sshPort = *port;
+        VMR_CO_TRY_ASSIGN(Accel accel, chooseAccel(e->record.spec.accel));
+        if (e->record.spec.network.mode == model::NetMode::User) {
+            VMR_CO_TRY_ASSIGN(uint16_t port, ports_.allocate(name, e->record.runtime.sshPort));
+            if (e->record.runtime.sshPort != port) {
+                e->record.runtime.sshPort = port;
                 save(*e);
             }
         }
-        VMR_CO_TRY(attachDriver(e, *accel));
+        VMR_CO_TRY(attachDriver(e, accel));
     }
-    auto started = co_await e->driver->start();
-    if (!started) co_return Unexpected(std::move(started).error());
+    VMR_CO_TRY(co_await e->driver->start());
     if (e->removed) co_return notFound(name);
     syncRuntime(*e);
-    lg().info("VM {}: started (pid {})", name, e->record.pid.value_or(0));
+    lg().info("VM {}: started (pid {})", name, e->record.runtime.pid.value_or(0));
     co_return e->record;
 }
 
-Task<Result<store::VmRecord>> Manager::stop(std::string name, bool force, reactor::Duration timeout)
+Task<Result<store::VmRecord>> Manager::stop(std::string name, StopOptions opts)
 {
-    auto found = lookup(name);
-    if (!found) co_return Unexpected(std::move(found).error());
-    std::shared_ptr<Entry> e = *found;
-    StopOptions opts;
-    opts.force = force;
-    opts.timeout = timeout;
-    auto stopped = co_await e->driver->stop(opts);
-    if (!stopped) co_return Unexpected(std::move(stopped).error());
+    VMR_CO_TRY_ASSIGN(std::shared_ptr<Entry> e, lookup(name));
+    VMR_CO_TRY(co_await e->driver->stop(opts));
     if (e->removed) co_return notFound(name);
     syncRuntime(*e);
-    lg().info("VM {}: stopped ({})", name, e->record.stateReason);
+    lg().info("VM {}: stopped ({})", name, e->record.runtime.stateReason);
     co_return e->record;
 }
 
 Task<Result<store::VmRecord>> Manager::suspend(std::string name)
 {
-    auto found = lookup(name);
-    if (!found) co_return Unexpected(std::move(found).error());
-    std::shared_ptr<Entry> e = *found;
-    auto done = co_await e->driver->suspend();
-    if (!done) co_return Unexpected(std::move(done).error());
+    VMR_CO_TRY_ASSIGN(std::shared_ptr<Entry> e, lookup(name));
+    VMR_CO_TRY(co_await e->driver->suspend());
     if (e->removed) co_return notFound(name);
     co_return e->record;
 }
 
 Task<Result<store::VmRecord>> Manager::resume(std::string name)
 {
-    auto found = lookup(name);
-    if (!found) co_return Unexpected(std::move(found).error());
-    std::shared_ptr<Entry> e = *found;
-    auto done = co_await e->driver->resume();
-    if (!done) co_return Unexpected(std::move(done).error());
+    VMR_CO_TRY_ASSIGN(std::shared_ptr<Entry> e, lookup(name));
+    VMR_CO_TRY(co_await e->driver->resume());
     if (e->removed) co_return notFound(name);
     co_return e->record;
 }
 
 Task<Result<void>> Manager::destroy(std::string name)
 {
-    auto found = lookup(name);
-    if (!found) co_return Unexpected(std::move(found).error());
-    std::shared_ptr<Entry> e = *found;
-    auto done = co_await e->driver->destroy();
-    if (!done) co_return Unexpected(std::move(done).error());
+    VMR_CO_TRY_ASSIGN(std::shared_ptr<Entry> e, lookup(name));
+    VMR_CO_TRY(co_await e->driver->destroy());
     if (e->removed) co_return notFound(name);
     e->removed = true;
     vms_.erase(name);
@@ -549,104 +446,6 @@ Task<Result<void>> Manager::destroy(std::string name)
             .causedBy(std::move(removed).error());
     lg().info("VM {}: destroyed", name);
     co_return success();
-}
-
-#if VMR_HAVE_SSH
-namespace {
-
-Result<std::vector<provision::ProvisionStep>> parseSteps(const std::string& normalized)
-{
-    simdjson::dom::parser parser;
-    simdjson::padded_string padded(normalized);
-    simdjson::dom::array arr;
-    if (parser.parse(padded).get_array().get(arr) != simdjson::SUCCESS)
-        return Error(ErrorKind::Internal, "Recorded provisioning steps are not a JSON array");
-    std::vector<provision::ProvisionStep> steps;
-    for (simdjson::dom::element e : arr) {
-        auto get = [&](const char* key) {
-            std::string_view v;
-            return e[key].get_string().get(v) == simdjson::SUCCESS ? std::string(v) : std::string();
-        };
-        if (get("type") == "file") {
-            steps.push_back(provision::FileUpload{get("source"), get("destination")});
-        } else if (!get("inline").empty()) {
-            steps.push_back(provision::ShellInline{get("inline")});
-        } else {
-            steps.push_back(provision::ShellScript{get("script")});
-        }
-    }
-    return steps;
-}
-
-}  // namespace
-#endif
-
-Task<Result<size_t>> Manager::provision(std::string name, std::string stepsJson, ProvisionCallbacks cb)
-{
-    auto found = lookup(name);
-    if (!found) co_return Unexpected(std::move(found).error());
-    std::shared_ptr<Entry> e = *found;
-#if VMR_HAVE_SSH
-    if (e->driver->state() != VmState::Running)
-        co_return Error(ErrorKind::VmBadState, "VM \"" + name + "\" is " + e->record.state + ", not running",
-                        "Start it first: vmrctl start " + name);
-    if (e->record.network != "user" || !e->record.sshPort)
-        co_return Error(
-            ErrorKind::Unsupported,
-            "VM \"" + name + "\" has no SSH port on 127.0.0.1 (network " + e->record.network + ")",
-            "Provisioning reaches the guest through the user network's SSH forward; create the "
-            "VM with --network user");
-    std::string normalized;
-    if (!stepsJson.empty()) {
-        auto steps = normalizeSteps(stepsJson);
-        if (!steps) co_return Unexpected(std::move(steps).error());
-        normalized = *steps;
-    } else {
-        normalized = e->record.provision.empty() ? "[]" : e->record.provision;
-    }
-    auto steps = parseSteps(normalized);
-    if (!steps) co_return Unexpected(std::move(steps).error());
-    if (steps->empty()) co_return size_t{0};
-
-    const std::string dir = store_.layout().vmDir(name);
-    provision::ConnectOptions opts;
-    opts.host = "127.0.0.1";
-    opts.port = *e->record.sshPort;
-    opts.user = e->record.sshUser.empty() ? std::string(kDefaultSshUser) : e->record.sshUser;
-    opts.hostKey = e->record.hostKey.empty() ? provision::HostKeyPolicy::firstUse()
-                                             : provision::HostKeyPolicy::pin(e->record.hostKey);
-    opts.keyFiles = {dir + "/" + kClientKeyName};
-    opts.timeout = provision::kProvisionConnectTimeout;
-    auto session = co_await provision::Session::connect(reactor_, opts);
-    if (!session) co_return Unexpected(std::move(session).error());
-    if (e->removed) co_return notFound(name);
-    if (e->record.hostKey.empty()) {
-        // Raw user-data: the first key seen is the one pinned from now on.
-        e->record.hostKey = (*session)->hostKey().line();
-        save(*e);
-        lg().info("VM {}: pinned the guest's host key {}", name, (*session)->hostKeyFingerprint());
-    }
-    provision::ProvisionOptions popts;
-    popts.logPath = dir + "/" + kProvisionLog;
-    popts.onStep = cb.onStep;
-    if (cb.onOutput) {
-        auto out = cb.onOutput;
-        popts.onOutput = [out](size_t step, provision::OutputStream stream, std::string_view data) {
-            out(step, stream == provision::OutputStream::Stderr, data);
-        };
-    }
-    size_t total = steps->size();
-    auto ran = co_await provision::runProvisioners(**session, std::move(*steps), std::move(popts));
-    (void)co_await (*session)->disconnect();
-    if (!ran) co_return Unexpected(std::move(ran).error());
-    lg().info("VM {}: provisioned ({} steps)", name, total);
-    co_return total;
-#else
-    (void)stepsJson;
-    (void)cb;
-    co_return Error(ErrorKind::Unsupported, "This vmrd was built without SSH support (libssh2)",
-                    "Rebuild vmrd with libssh2 (Debian: apt-get install libssh2-1-dev)");
-#endif
 }
 
 }  // namespace vmr::vm

@@ -1,6 +1,6 @@
 #include "vm/process.h"
 
-#include "store/proc.h"
+#include "base/proc.h"
 
 namespace vmr::vm {
 
@@ -9,13 +9,13 @@ bool expectsProcess(VmState s) noexcept
     return s == VmState::Starting || s == VmState::Running || s == VmState::Paused || s == VmState::Stopping;
 }
 
-std::unique_ptr<reactor::Child> adoptRecordedProcess(reactor::Reactor& r, const store::VmRecord& record)
+std::unique_ptr<reactor::Child> adoptRecordedProcess(reactor::Reactor& r, const model::VmRuntime& runtime)
 {
-    if (!record.pid || !record.pidStartTime) return nullptr;
-    pid_t pid = *record.pid;
+    if (!runtime.pid || !runtime.pidStartTime) return nullptr;
+    pid_t pid = *runtime.pid;
     auto sameProcess = [&]() {
-        auto t = store::processStartTime(pid);
-        return t.ok() && *t == *record.pidStartTime;
+        auto t = vmr::processStartTime(pid);
+        return t.ok() && *t == *runtime.pidStartTime && !vmr::isZombie(pid);
     };
     if (!sameProcess()) return nullptr;
     auto child = reactor::Child::adopt(r, pid);

@@ -5,6 +5,7 @@
 // them; later, the provisioning steps run over an SSH session that checks the pinned host key.
 
 #include "base/result.h"
+#include "model/spec.h"
 
 #include <optional>
 #include <string>
@@ -13,14 +14,11 @@
 
 namespace vmr::vm {
 
-// The login user when none is given (vmctl's default).
-constexpr std::string_view kDefaultSshUser = "vm";
-
 struct SeedRequest {
     std::string vmDir;
     std::string name;
     std::string id;
-    std::string user;                         // empty: kDefaultSshUser
+    std::string user;                         // empty: model::kDefaultSshUser
     std::vector<std::string> authorizedKeys;  // the caller's public key lines
     std::optional<std::string> userData;      // raw user-data, passed through unchanged
     std::string hostname;                     // empty: made from the name
@@ -42,12 +40,6 @@ bool seedSupported() noexcept;
 // or raw), meta-data and the host key. Everything lands in vmDir; on failure the caller removes
 // the folder.
 Result<SeedResult> writeSeed(const SeedRequest& req);
-
-// The provisioning steps as vm.create and vm.provision take them, a JSON array of
-//   {"type":"shell","inline":"CMD"} | {"type":"shell","script":"/abs/path"} |
-//   {"type":"file","source":"/abs/path","destination":"/guest/path"}
-// Checked and returned minified; InvalidArgument naming the step and field otherwise.
-Result<std::string> normalizeSteps(std::string_view stepsJson);
 
 // Where the provisioning output of a VM is kept.
 constexpr const char* kProvisionLog = "provision.log";

@@ -1,5 +1,7 @@
 #include "vm/qemu_argv.h"
 
+#include "net/mode.h"
+
 #include <initializer_list>
 
 namespace vmr::vm {
@@ -19,29 +21,32 @@ std::string optValue(const std::string& v)
 
 }  // namespace
 
-RuntimePaths runtimePaths(const store::Layout& layout, const std::string& name, const std::string& id)
+RuntimePaths runtimePaths(const store::Layout& layout, model::Backend backend, const std::string& name,
+                          const std::string& id)
 {
     std::string dir = layout.vmDir(name);
-    return {layout.runtimeSocket(id, "qmp"), layout.runtimeSocket(id, "serial"), dir + "/console.log",
-            dir + "/qemu.log"};
+    bool qemu = backend == model::Backend::Qemu;
+    return {layout.runtimeSocket(id, qemu ? "qmp" : "api"), layout.runtimeSocket(id, "serial"),
+            dir + "/console.log", dir + (qemu ? "/qemu.log" : "/cloud-hypervisor.log")};
 }
 
-std::vector<std::string> buildQemuArgv(const std::string& binary, const VmSpec& spec,
-                                       const RuntimePaths& paths)
+std::vector<std::string> buildQemuArgv(const std::string& binary, const model::VmSpec& spec,
+                                       const Launch& launch, const RuntimePaths& paths, int qmpListenFd)
 {
+    const Launch& l = launch;
     std::vector<std::string> a = {binary, "-name", spec.name};
     auto add = [&a](std::initializer_list<std::string> words) { a.insert(a.end(), words); };
 
-    add({"-machine", spec.machineNone ? "none" : "q35"});
-    std::vector<std::string> accel = accelArgs(spec.accel, spec.accelOptions, !spec.machineNone);
+    add({"-machine", l.machineNone ? "none" : "q35"});
+    std::vector<std::string> accel = accelArgs(l.accel, l.accelOptions, !l.machineNone);
     a.insert(a.end(), accel.begin(), accel.end());
     add({"-smp", std::to_string(spec.vcpus), "-m", std::to_string(spec.memoryMib)});
     add({"-nodefaults", "-no-user-config", "-display", "none"});
-    if (spec.qmpListenFd >= 0) {
-        add({"-chardev", "socket,id=qmp0,fd=" + std::to_string(spec.qmpListenFd) + ",server=on,wait=off",
-             "-mon", "chardev=qmp0,mode=control"});
+    if (qmpListenFd >= 0) {
+        add({"-chardev", "socket,id=qmp0,fd=" + std::to_string(qmpListenFd) + ",server=on,wait=off", "-mon",
+             "chardev=qmp0,mode=control"});
     } else {
-        add({"-qmp", "unix:" + optValue(paths.qmpSocket) + ",server=on,wait=off"});
+        add({"-qmp", "unix:" + optValue(paths.control) + ",server=on,wait=off"});
     }
     // A socket the console hub connects to, and a log that keeps every byte even while
     // nobody is connected (wait=off: the guest never blocks on a missing reader).
@@ -50,30 +55,30 @@ std::vector<std::string> buildQemuArgv(const std::string& binary, const VmSpec& 
              ",server=on,wait=off,logfile=" + optValue(paths.consoleLog) + ",logappend=on",
          "-serial", "chardev:serial0"});
 
-    if (!spec.machineNone) {
-        if (!spec.firmware.empty()) add({"-bios", spec.firmware});
-        if (!spec.uefiCode.empty()) {
-            add({"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + optValue(spec.uefiCode),
-                 "-drive", "if=pflash,format=raw,unit=1,file=" + optValue(spec.uefiVars)});
+    if (!l.machineNone) {
+        if (!l.bios.empty()) add({"-bios", l.bios});
+        if (!l.uefiCode.empty()) {
+            add({"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + optValue(l.uefiCode), "-drive",
+                 "if=pflash,format=raw,unit=1,file=" + optValue(l.uefiVars)});
         }
         if (!spec.kernel.empty()) {
             add({"-kernel", spec.kernel});
             if (!spec.initrd.empty()) add({"-initrd", spec.initrd});
             if (!spec.cmdline.empty()) add({"-append", spec.cmdline});
         }
-        if (!spec.overlay.empty()) {
-            add({"-drive", "if=none,id=disk0,file=" + optValue(spec.overlay) + ",format=qcow2", "-device",
+        if (!l.overlay.empty()) {
+            add({"-drive", "if=none,id=disk0,file=" + optValue(l.overlay) + ",format=qcow2", "-device",
                  "virtio-blk-pci,drive=disk0"});
         }
         // As a read-only virtio disk rather than a CD-ROM: ~1.1 s faster to find (GUESTS.md).
-        if (!spec.seedIso.empty()) {
-            add({"-drive", "if=none,id=seed0,file=" + optValue(spec.seedIso) + ",format=raw,readonly=on",
+        if (!l.seedIso.empty()) {
+            add({"-drive", "if=none,id=seed0,file=" + optValue(l.seedIso) + ",format=raw,readonly=on",
                  "-device", "virtio-blk-pci,drive=seed0"});
         }
         add({"-device", "virtio-rng-pci"});
     }
     std::vector<std::string> net =
-        net::qemuNetArgs(spec.machineNone ? net::NetMode::None : spec.network, spec.mac, spec.sshPort);
+        net::qemuNetArgs(l.machineNone ? net::NetMode::None : spec.network.mode, l.mac, l.sshPort);
     a.insert(a.end(), net.begin(), net.end());
     // The first free display from :0 to :99; the port is read back with query-vnc.
     if (spec.vnc) add({"-vnc", "127.0.0.1:0,to=99"});

@@ -9,9 +9,6 @@ namespace vmr::vm {
 
 namespace {
 
-constexpr std::array<std::string_view, kVmStateCount> kNames = {
-    "preparing", "prepared", "starting", "running", "paused", "stopping", "stopped", "failed", "destroyed"};
-
 using S = VmState;
 
 // The legal moves out of each state (same-state moves are handled apart). Destroyed is only
@@ -86,19 +83,6 @@ EventData parseEventData(std::string_view json)
 }
 
 }  // namespace
-
-std::string_view stateName(VmState s) noexcept
-{
-    auto i = static_cast<size_t>(s);
-    return i < kNames.size() ? kNames[i] : "unknown";
-}
-
-Result<VmState> parseState(std::string_view name)
-{
-    for (size_t i = 0; i < kNames.size(); ++i)
-        if (kNames[i] == name) return static_cast<VmState>(i);
-    return Error(ErrorKind::StoreCorrupt, "Unknown VM state \"" + std::string(name) + "\"");
-}
 
 bool canTransition(VmState from, VmState to) noexcept
 {

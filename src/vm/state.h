@@ -5,6 +5,7 @@
 // QMP events, the process exit) maps onto it. Pure: no I/O.
 
 #include "base/result.h"
+#include "model/vocab.h"
 #include "qmp/status.h"
 
 #include <optional>
@@ -13,14 +14,14 @@
 
 namespace vmr::vm {
 
-// Names (stateName) are the strings of store::VmRecord::state.
-enum class VmState { Preparing, Prepared, Starting, Running, Paused, Stopping, Stopped, Failed, Destroyed };
+using model::VmState;  // the states, and their names, are the model's (model/vocab.h)
 
 constexpr int kVmStateCount = 9;
 
-std::string_view stateName(VmState s) noexcept;
-// StoreCorrupt naming the value when it is not a state name (it comes from a record).
-Result<VmState> parseState(std::string_view name);
+inline std::string_view stateName(VmState s) noexcept
+{
+    return model::wordOf(s);
+}
 
 // Whether the state machine allows from → to. Staying in the same state is allowed (a no-op)
 // except for Destroyed, which nothing follows.

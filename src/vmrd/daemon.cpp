@@ -1,16 +1,11 @@
 #include "vmrd/daemon.h"
 
+#include "api/action.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "config/templates.h"
-#include "vmrd/console_methods.h"
-#include "vmrd/image_methods.h"
-#include "vmrd/vm_methods.h"
-#include "vmrd/vmfile_methods.h"
 
 #include "config.h"
-
-#include <simdjson.h>
 
 #include <fcntl.h>
 #include <grp.h>
@@ -32,7 +27,6 @@ namespace vmr::vmrd {
 
 namespace {
 
-constexpr int kApiVersion = 1;
 constexpr int kSdListenFdsStart = 3;
 
 spdlog::logger& logger()
@@ -168,12 +162,6 @@ Result<void> Daemon::init()
     console::HubOptions hubDefaults;
     hubDefaults.scrollbackBytes = settings_.console.scrollback;
     hubs_ = std::make_unique<console::Registry>(*reactor_, hubDefaults);
-    manager_ = std::make_unique<vm::Manager>(*reactor_, settings_, *store_, [this](const vm::StateEvent& e) {
-        publish("vm.state", e.vm,
-                "\"from\":" + json::quote(e.from) + ",\"to\":" + json::quote(e.to) +
-                    ",\"reason\":" + json::quote(e.reason));
-        followConsole(e);
-    });
     image::CacheConfig cacheConfig;
     cacheConfig.dir = layout_->imagesDir();
     cacheConfig.fetchProgram =
@@ -184,6 +172,13 @@ Result<void> Daemon::init()
     if (!cleaned) return std::move(cleaned).error();
     for (const auto& gone : *cleaned)
         logger().warn("Image cache: removed {} (an interrupted download)", gone);
+    manager_ = std::make_unique<vm::Manager>(
+        *reactor_, settings_, *store_, *cache_, [this](const vm::StateEvent& e) {
+            publish("vm.state", e.vm,
+                    "\"from\":" + json::quote(model::wordOf(e.from)) + ",\"to\":" +
+                        json::quote(model::wordOf(e.to)) + ",\"reason\":" + json::quote(e.reason));
+            followConsole(e);
+        });
     // Re-adopt the VMs that kept running while vmrd was down; the loop runs it from the start.
     reactor::spawnDetached(adoptVms(*manager_, std::move(scan->records), [this] { attachConsoles(); }));
 
@@ -278,113 +273,41 @@ Result<UniqueFd> Daemon::openControlSocket()
 
 void Daemon::registerMethods()
 {
-    using rpc::Method;
-    server_->addMethod("vmr.version", Method{.sync = [this](const rpc::Call&) -> Result<std::string> {
-                           json::Writer w;
-                           w.beginObject()
-                               .field("version", VMR_VERSION)
-                               .field("api", kApiVersion)
-                               .field("reactor", reactor::backendName(reactor_->backend()))
-                               .field("mode", mode_ == config::Mode::System ? "system" : "user")
-                               .field("pid", static_cast<long long>(::getpid()))
-                               .field("state_dir", settings_.stateDir)
-                               .key("features")
-                               .beginArray();
-                           // What this vmrd can do, not merely what it was linked with.
-                           w.value("io_uring");
-                           if (VMR_HAVE_UV) w.value("libuv");
-                           w.value("events");
-                           w.value("socket-activation");
-                           w.endArray().endObject();
-                           return w.take();
-                       }});
-    server_->addMethod("vmr.ping", Method{.sync = [](const rpc::Call&) -> Result<std::string> {
-                           return std::string("{\"pong\":true}");
-                       }});
-    server_->addMethod("vmr.methods", Method{.sync = [this](const rpc::Call&) -> Result<std::string> {
-                           json::Writer w;
-                           w.beginObject().key("methods").beginArray();
-                           for (const auto& name : server_->methodNames()) w.value(name);
-                           w.endArray().endObject();
-                           return w.take();
-                       }});
     std::string configFile =
         options_.configPath.value_or(config::defaultConfigPath(mode_, config::Env::fromProcess()));
-    registerVmMethods(*server_, *manager_, *cache_, config::templatesDir(configFile));
-    registerVmfileMethods(*server_, *manager_, *cache_);
-    ImageHooks imageHooks;
-    imageHooks.publish = [this](std::string_view topic, std::string_view fields) {
-        publish(topic, "", fields);
-    };
-    imageHooks.usedBy = [this](const std::string& path) {
-        // Every overlay names its base image by path.
-        std::vector<std::string> users;
-        for (const store::VmRecord* rec : manager_->list())
-            if (rec->image == path) users.push_back(rec->name);
-        return users;
-    };
-    registerImageMethods(*server_, *cache_, std::move(imageHooks));
-    registerConsoleMethods(*server_, *manager_, *hubs_);
-    server_->addMethod("events.subscribe",
-                       Method{.sync = [](const rpc::Call& call) -> Result<std::string> {
-                                  VMR_TRY(call.params.allowOnly({"topics", "vm"}));
-                                  auto topics = call.params.optRaw("topics");
-                                  if (!topics) return std::move(topics).error();
-                                  auto vm = call.params.optString("vm");
-                                  if (!vm) return std::move(vm).error();
-                                  if (*topics) {
-                                      simdjson::dom::parser p;
-                                      simdjson::dom::array arr;
-                                      if (p.parse(**topics).get(arr) != simdjson::SUCCESS) {
-                                          return Error(ErrorKind::InvalidParams,
-                                                       "Parameter `topics` must be an array of strings",
-                                                       "For example: {\"topics\": [\"vm.state\"]}");
-                                      }
-                                      for (auto t : arr) {
-                                          if (!t.is_string()) {
-                                              return Error(ErrorKind::InvalidParams,
-                                                           "Parameter `topics` must be an array of strings",
-                                                           "For example: {\"topics\": [\"vm.state\"]}");
-                                          }
-                                      }
-                                  }
-                                  return std::string("{\"subscribed\":true}");
-                              },
-                              .after =
-                                  [](rpc::Server& server, uint64_t conn, const rpc::Params& params) {
-                                      std::set<std::string> topics;
-                                      if (auto raw = params.optRaw("topics"); raw && *raw) {
-                                          simdjson::dom::parser p;
-                                          simdjson::dom::array arr;
-                                          if (p.parse(**raw).get(arr) == simdjson::SUCCESS) {
-                                              for (auto t : arr) {
-                                                  std::string_view s;
-                                                  if (t.get(s) == simdjson::SUCCESS) topics.emplace(s);
-                                              }
-                                          }
-                                      }
-                                      std::string vm;
-                                      if (auto v = params.optString("vm"); v && *v) vm = **v;
-                                      server.subscribe(conn, std::move(topics), std::move(vm));
-                                  }});
+    services_ = std::make_unique<api::Services>(api::Services{
+        *manager_,
+        *cache_,
+        *hubs_,
+        config::templatesDir(configFile),
+        mode_ == config::Mode::System ? "system" : "user",
+        settings_.stateDir,
+        std::string(reactor::backendName(reactor_->backend())),
+        [this](std::string_view topic, std::string_view vm, std::string_view fields) {
+            publish(topic, vm, fields);
+        },
+    });
+    api::registerAll(*server_, *services_);
 }
 
 void Daemon::followConsole(const vm::StateEvent& e)
 {
+    using model::VmState;
     // From "starting" on, so that the boot output is in the scrollback (the hub retries until
     // the serial socket is there).
-    if (e.to == "starting" || e.to == "running") {
-        if (hubs_->find(e.vm) != nullptr && e.to == "running") return;
+    if (e.to == VmState::Starting || e.to == VmState::Running) {
+        if (hubs_->find(e.vm) != nullptr && e.to == VmState::Running) return;
         const store::VmRecord* rec = manager_->find(e.vm);
         if (rec == nullptr) return;
         vm::Manager::Paths paths = manager_->pathsOf(*rec);
         // QEMU writes console.log itself (chardev logfile=); the hub writes it for the others.
-        std::string log = rec->backend == "qemu" ? std::string() : paths.runtime.consoleLog;
+        std::string log =
+            rec->spec.backend == model::Backend::Qemu ? std::string() : paths.runtime.consoleLog;
         auto hub = hubs_->vmRunning(e.vm, paths.runtime.serialSocket, log);
         if (!hub) logger().warn("VM {}: no console hub: {}", e.vm, hub.error().what());
-    } else if (e.to == "stopped" || e.to == "failed") {
+    } else if (e.to == VmState::Stopped || e.to == VmState::Failed) {
         hubs_->vmStopped(e.vm);
-    } else if (e.to == "destroyed") {
+    } else if (e.to == VmState::Destroyed) {
         hubs_->remove(e.vm);
     }
 }
@@ -392,8 +315,9 @@ void Daemon::followConsole(const vm::StateEvent& e)
 void Daemon::attachConsoles()
 {
     for (const store::VmRecord* rec : manager_->list()) {
-        if (!rec->pid) continue;
-        followConsole(vm::StateEvent{rec->name, "", "running", "re-adopted"});
+        if (!rec->runtime.pid) continue;
+        followConsole(
+            vm::StateEvent{rec->name(), model::VmState::Stopped, model::VmState::Running, "re-adopted"});
     }
 }
 

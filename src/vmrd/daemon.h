@@ -3,6 +3,7 @@
 // vmrd's wiring: settings, the state lock, the reactor, the control socket, the store,
 // the method table and the signals. The VM layers hang off this in later work.
 
+#include "api/action.h"
 #include "base/fd.h"
 #include "base/result.h"
 #include "config/settings.h"
@@ -63,10 +64,11 @@ private:
     std::unique_ptr<reactor::Reactor> reactor_;
     std::unique_ptr<store::Layout> layout_;
     std::unique_ptr<store::Store> store_;
-    std::unique_ptr<vm::Manager> manager_;  // borrows the store; outlived by it
     std::unique_ptr<image::Cache> cache_;
+    std::unique_ptr<vm::Manager> manager_;     // borrows the store and the cache; outlived by them
     std::unique_ptr<console::Registry> hubs_;  // one console hub per running VM
-    std::unique_ptr<rpc::Server> server_;      // its async calls borrow the manager, cache and hubs
+    std::unique_ptr<api::Services> services_;  // what the API's handlers borrow
+    std::unique_ptr<rpc::Server> server_;      // its async calls borrow the services
     std::unique_ptr<reactor::SignalSet> signals_;
     bool ownsSocketFile_ = false;
     bool stopping_ = false;

@@ -73,19 +73,6 @@ std::optional<int> waitPidfd(pid_t pid, int pidfd, std::chrono::milliseconds tim
 
 }  // namespace
 
-TempDir::TempDir()
-{
-    char tmpl[] = "/tmp/vmrt-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-}
-
-TempDir::~TempDir()
-{
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-}
-
 std::string binary(const char* envName)
 {
     const char* v = std::getenv(envName);
@@ -333,32 +320,6 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
         std::this_thread::sleep_for(10ms);
     }
     return pred();
-}
-
-std::string readFile(const std::string& path)
-{
-    std::ifstream f(path, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
-
-void writeFile(const std::string& path, const std::string& data)
-{
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f << data;
-}
-
-std::string guestDir()
-{
-    const char* env = std::getenv("VMR_TEST_GUEST");
-    return env != nullptr ? env : "/tmp/vmr-guest";
-}
-
-bool haveGuest()
-{
-    return ::access((guestDir() + "/vmlinux").c_str(), R_OK) == 0;
 }
 
 std::string field(const std::string& output, const std::string& key)

@@ -3,6 +3,8 @@
 // Integration-test helpers: temp dirs, running the real vmrctl, and a real vmrd in a temp
 // dir. Blocking code is fine here: tests are processes, not the daemon.
 
+#include "support.h"
+
 #include <sys/types.h>
 
 #include <chrono>
@@ -13,22 +15,6 @@
 #include <vector>
 
 namespace vmr::test {
-
-using namespace std::chrono_literals;
-
-// A fresh folder under /tmp (short, so socket paths fit in 108 bytes), removed at the end.
-class TempDir {
-public:
-    TempDir();
-    ~TempDir();
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const { return path_; }
-    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
-};
 
 struct ProcResult {
     int code = -1;  // exit code, or 128+signal
@@ -105,12 +91,6 @@ private:
 // Poll `pred` every 10 ms until true or timeout.
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5s);
 
-std::string readFile(const std::string& path);
-
-// The tiny test guest tests/guest/build.sh makes ($VMR_TEST_GUEST, default /tmp/vmr-guest).
-std::string guestDir();
-bool haveGuest();
-
 // The value of a "key: value" line of vmrctl's human output ("" when there is none).
 std::string field(const std::string& output, const std::string& key);
 
@@ -118,6 +98,5 @@ std::string field(const std::string& output, const std::string& key);
 // first + (pid % 100) * size: suites running side by side (one per reactor backend) never hand
 // the same port to two QEMUs. Each test program picks a `first` no other one uses.
 std::string sshPortsToml(int first, int size);
-void writeFile(const std::string& path, const std::string& data);
 
 }  // namespace vmr::test

@@ -155,7 +155,7 @@ TEST_CASE("provisioning streams output, logs each step and stops at the first fa
     // Steps given at create run when none are given.
     auto created =
         g.d.ctl({"--json", "rpc", "vm.create",
-                 R"({"name":"p2","image":")" + g.base + R"(","memory":256,"kernel":")" + guestDir() +
+                 R"({"name":"p2","image":")" + g.base + R"(","memory_mib":256,"kernel":")" + guestDir() +
                      R"(/vmlinux","initrd":")" + guestDir() +
                      R"(/initramfs.cpio.gz","cmdline":"console=ttyS0","provision":)" + steps + "}"});
     REQUIRE(created.code == 0);

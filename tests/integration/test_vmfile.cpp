@@ -200,10 +200,10 @@ TEST_CASE("vmfile.* check their params", "[vmfile]")
     };
     for (const auto& c :
          {Case{"vmfile.up", R"({"file":"VMFile.kdl","sha256":")" + sha + R"(","vms":[]})", "absolute path"},
-          Case{"vmfile.up", R"({"file":"/x/VMFile.kdl","sha256":"abc","vms":[]})", "64 lowercase hex"},
+          Case{"vmfile.up", R"({"file":"/x/VMFile.kdl","sha256":"abc","vms":[]})", "64 hex digits"},
           Case{"vmfile.up", R"({"file":"/x/VMFile.kdl","sha256":")" + sha + R"(","vms":[]})", "is empty"},
           Case{"vmfile.up", R"({"file":"/x/V","sha256":")" + sha + R"(","vms":[{"name":"a"}]})",
-               "\"vms\"[0]: Give exactly one of \"image\" and \"image_url\""},
+               "\"vms\"[0]: The VM has no image"},
           Case{"vmfile.up",
                R"({"file":"/x/V","sha256":")" + sha +
                    R"(","vms":[{"name":"a","image":"/i"},{"name":"a","image":"/i"}]})",
@@ -211,7 +211,7 @@ TEST_CASE("vmfile.* check their params", "[vmfile]")
           Case{"vmfile.up",
                R"({"file":"/x/V","sha256":")" + sha +
                    R"(","vms":[{"name":"a","image":"/i","provision":[{"type":"dance"}]}]})",
-               "VM \"a\": "},
+               "\"vms\"[0]: Parameter `provision[0].type` must be \"shell\" or \"file\""},
           Case{"vmfile.down", R"({"file":"/x/V","names":[]})", "\"names\" is empty"},
           Case{"vmfile.down", R"({"file":"/x/V","names":["a"],"destory":true})", "destory"},
           Case{"vmfile.provision", R"({"file":"/x/V"})", "\"vms\" must be an array"}}) {

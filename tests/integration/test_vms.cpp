@@ -323,7 +323,7 @@ TEST_CASE("each refusal has its own error kind and a hint", "[vms]")
     CHECK(unknown.code == 1);
     CHECK(errorKind(unknown) == "vm.not_found");
     auto badFirmware = d.ctl({"--json", "create", "--name", "a", "--image", base, "--firmware", "coreboot"});
-    CHECK(errorKind(badFirmware) == "invalid_argument");
+    CHECK(errorKind(badFirmware) == "invalid_params");
     CHECK(!std::filesystem::exists(dir / "state/vms/a"));
 
     REQUIRE(d.ctl({"create", "--name", "a", "--image", base}).code == 0);
@@ -419,7 +419,7 @@ TEST_CASE("VNC on 127.0.0.1 at the port QEMU picked; status names every file", "
     CHECK(jsonValue(status, "overlay") == dir / "state/vms/vnc/overlay.qcow2");
     CHECK(jsonValue(status, "console_log") == dir / "state/vms/vnc/console.log");
     CHECK(jsonValue(status, "seed") == dir / "state/vms/vnc/seed.iso");
-    CHECK(std::filesystem::exists(jsonValue(status, "qmp_socket")));
+    CHECK(std::filesystem::exists(jsonValue(status, "control_socket")));
     // The human form lists the same fields.
     std::string human = d.ctl({"status", "vnc"}).out;
     for (const char* key :

@@ -10,7 +10,7 @@
 // Exit status: 0 done, 1 failed (an "error" event says why), 2 usage.
 
 #include "base/error.h"
-#include "image/fetch.h"
+#include "image/fetch_codec.h"
 
 #include <httplib.h>
 #include <zstd.h>

@@ -218,18 +218,6 @@ Result<Client> connectDaemon(const Options& opt)
                  "See its log: " + user.runtimeDir + "/vmrd.log");
 }
 
-// The "name" member of a params object vmrctl wrote itself.
-std::string nameOf(const std::string& paramsJson)
-{
-    simdjson::dom::parser p;
-    simdjson::dom::object obj;
-    std::string_view name;
-    if (p.parse(paramsJson).get(obj) != simdjson::SUCCESS ||
-        obj.at_key("name").get(name) != simdjson::SUCCESS)
-        return {};
-    return std::string(name);
-}
-
 int printResult(const Options& opt, const std::string& raw, int (*human)(const std::string&))
 {
     if (opt.json || human == nullptr) {
@@ -375,12 +363,6 @@ int run(const Options& opt)
         auto r = client->call(inv->method, inv->params, std::chrono::hours(24), progress);
         if (showedProgress) std::fprintf(stderr, "\n");
         if (!r) return reportError(r.error());
-        if (inv->start) {
-            vmr::json::Writer w;
-            w.beginObject().field("name", args[0] == "create" ? nameOf(inv->params) : args[1]).endObject();
-            r = client->call("vm.start", w.str(), std::chrono::minutes(5));
-            if (!r) return reportError(r.error());
-        }
         if (cmd == "destroy" && !opt.json) {
             std::printf("Destroyed %s\n", args[1].c_str());
             return kExitOk;

@@ -146,7 +146,7 @@ int printTemplates(const std::string& resultJson)
         std::string image = field(params, "image");
         if (image == "-") image = field(params, "image_url");
         rows.push_back(
-            {field(o, "name"), image, field(params, "vcpus"), field(params, "memory"), field(o, "path")});
+            {field(o, "name"), image, field(params, "vcpus"), field(params, "memory_mib"), field(o, "path")});
     }
     if (rows.size() == 1) {
         std::printf("No templates in %s (write NAME.toml there; see docs/templates.md).\n",

@@ -31,8 +31,8 @@ const std::map<std::string, Flag, std::less<>> kCreateFlags = {
     {"--name", {"name", false, true}},
     {"--image", {"image", false, true}},
     {"--vcpus", {"vcpus", true, true}},
-    {"--memory", {"memory", true, true}},
-    {"--disk", {"disk", true, true}},
+    {"--memory", {"memory_mib", true, true}},
+    {"--disk", {"disk_gib", true, true}},
     {"--network", {"network", false, true}},
     {"--kernel", {"kernel", false, true}},
     {"--initrd", {"initrd", false, true}},
@@ -48,7 +48,7 @@ const std::map<std::string, Flag, std::less<>> kCreateFlags = {
     {"--hostname", {"hostname", false, true}},
     {"--backend", {"backend", false, true}},
     {"--template", {"template", false, true}},
-    {"--start", {"", false, false}},
+    {"--start", {"start", false, false}},
 };
 
 // Split "--flag=value" or take the next argument.
@@ -84,10 +84,8 @@ Result<Invocation> parseCreate(const std::vector<std::string>& args)
         if (seen[flag]) return usage("create: " + flag + " is given twice");
         seen[flag] = true;
         if (!it->second.takesValue) {
-            if (flag == "--start")
-                inv.start = true;
-            else
-                w.field(it->second.param, true);
+            // --start: created and started in one call, by vmrd (it picks the name with --template).
+            w.field(it->second.param, true);
             continue;
         }
         auto v = valueOf(args, i, flag);

@@ -13,7 +13,6 @@ namespace vmr::ctl {
 struct Invocation {
     std::string method;
     std::string params;  // JSON object
-    bool start = false;  // create --start: call vm.start after vm.create
 };
 
 // True for create, start, stop, suspend, resume, destroy.

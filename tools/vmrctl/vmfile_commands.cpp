@@ -69,27 +69,6 @@ Result<std::string> publicKeyLine(const std::string& path, const std::string& vm
                  "Give the path of a public key (.pub), one line like \"ssh-ed25519 AAAA...\"");
 }
 
-std::string stepsJson(const std::vector<config::Provisioner>& provisioners)
-{
-    json::Writer w;
-    w.beginArray();
-    for (const auto& p : provisioners) {
-        w.beginObject();
-        if (p.kind == config::Provisioner::Kind::Shell) {
-            w.field("type", "shell");
-            if (!p.script.empty())
-                w.field("script", p.script);
-            else
-                w.field("inline", p.inlineCommand);
-        } else {
-            w.field("type", "file").field("source", p.source).field("destination", p.destination);
-        }
-        w.endObject();
-    }
-    w.endArray();
-    return w.take();
-}
-
 std::string field(simdjson::dom::object obj, const char* key)
 {
     std::string_view v;
@@ -255,16 +234,16 @@ Result<LoadedVmfile> loadVmfile(const std::string& file, const std::string& home
     out.sha256 = sha256Hex(*text);
     for (const auto& n : names) {
         bool known = std::any_of(parsed.vms.begin(), parsed.vms.end(),
-                                 [&](const config::VmDefinition& d) { return d.name == n; });
+                                 [&](const config::VmDefinition& d) { return d.spec.name == n; });
         if (!known) {
             std::string all;
-            for (const auto& d : parsed.vms) all += (all.empty() ? "" : ", ") + d.name;
+            for (const auto& d : parsed.vms) all += (all.empty() ? "" : ", ") + d.spec.name;
             return Error(ErrorKind::InvalidArgument, file + " defines no VM named \"" + n + "\"",
                          "Its VMs: " + all);
         }
     }
     for (auto& d : parsed.vms)
-        if (names.empty() || std::find(names.begin(), names.end(), d.name) != names.end())
+        if (names.empty() || std::find(names.begin(), names.end(), d.spec.name) != names.end())
             out.vms.push_back(std::move(d));
     return out;
 }
@@ -272,48 +251,27 @@ Result<LoadedVmfile> loadVmfile(const std::string& file, const std::string& home
 Result<std::string> createParamsJson(const config::VmDefinition& vm, const std::string& vmfile,
                                      const std::string& sha256)
 {
-    if (vm.network == "tap")
-        return Error(ErrorKind::Unsupported,
-                     "VM \"" + vm.name + "\": network \"tap\" is not supported by vmrd yet",
-                     "Use network \"user\" (SSH forwarded from a host port) or \"none\"");
-    json::Writer w;
-    w.beginObject().field("name", vm.name);
-    if (!vm.image.empty()) {
-        w.field("image", vm.image);
-    } else {
-        w.field("image_url", vm.imageUrl);
-        if (!vm.imageSha256.empty()) w.field("image_sha256", vm.imageSha256);
+    model::VmSpec spec = vm.spec;
+    // The files the VMFile names for cloud-init, read here as the caller.
+    if (!vm.sshKeyFile.empty()) {
+        auto line = publicKeyLine(vm.sshKeyFile, spec.name);
+        if (!line) return std::move(line).error();
+        spec.cloudInit.authorizedKeys.push_back(*line);
     }
-    w.field("vcpus", vm.vcpus).field("memory", static_cast<unsigned long long>(vm.memoryMib));
-    if (vm.diskGib) w.field("disk", static_cast<unsigned long long>(*vm.diskGib));
-    w.field("network", vm.network);
-    // Sent only when it is not the default, so that a vmrd without a choice of backend takes it.
-    if (vm.backend != "qemu") w.field("backend", vm.backend);
-    if (!vm.kernel.empty()) w.field("kernel", vm.kernel);
-    if (!vm.initrd.empty()) w.field("initrd", vm.initrd);
-    if (!vm.cmdline.empty()) w.field("cmdline", vm.cmdline);
-    if (!vm.accel.empty()) w.field("accel", vm.accel);
-    if (vm.ssh) w.field("ssh_user", vm.ssh->user);
-    if (vm.cloudInit) {
-        if (!vm.cloudInit->hostname.empty()) w.field("hostname", vm.cloudInit->hostname);
-        if (!vm.cloudInit->sshKey.empty()) {
-            auto line = publicKeyLine(vm.cloudInit->sshKey, vm.name);
-            if (!line) return std::move(line).error();
-            w.key("ssh_authorized_keys").beginArray().value(*line).endArray();
-        }
-        if (!vm.cloudInit->userData.empty()) {
-            auto text = readWhole(vm.cloudInit->userData);
-            if (!text)
-                return Error(ErrorKind::InvalidArgument, "VM \"" + vm.name + "\": cannot read its user-data")
-                    .causedBy(text.error())
-                    .withHint("Give the path of a cloud-init user-data file readable by you");
-            w.field("user_data", *text);
-        }
+    if (!vm.userDataFile.empty()) {
+        auto text = readWhole(vm.userDataFile);
+        if (!text)
+            return Error(ErrorKind::InvalidArgument, "VM \"" + spec.name + "\": cannot read its user-data")
+                .causedBy(text.error())
+                .withHint("Give the path of a cloud-init user-data file readable by you");
+        spec.cloudInit.userData = *text;
     }
-    if (!vm.provisioners.empty()) w.key("provision").raw(stepsJson(vm.provisioners));
-    w.field("vmfile", vmfile).field("vmfile_sha256", sha256);
-    w.endObject();
-    return w.take();
+    spec.vmfile = vmfile;
+    spec.vmfileSha256 = sha256;
+    if (auto ok = model::checkSpec(spec, true); !ok)
+        return Error(ok.error().kind(), "VM \"" + spec.name + "\": " + ok.error().message(),
+                     ok.error().hint());
+    return model::specToJson(spec);
 }
 
 Result<std::string> upParams(const LoadedVmfile& f, bool provision)
@@ -333,7 +291,7 @@ std::string downParams(const LoadedVmfile& f, bool destroy, bool force)
 {
     json::Writer w;
     w.beginObject().field("file", f.path).key("names").beginArray();
-    for (const auto& vm : f.vms) w.value(vm.name);
+    for (const auto& vm : f.vms) w.value(vm.spec.name);
     w.endArray().field("destroy", destroy).field("force", force).endObject();
     return w.take();
 }
@@ -358,13 +316,13 @@ Result<std::string> soleVmName(const std::string& file, const std::string& home)
         return Error(f.error().kind(), "No VM name given, and the VMFile cannot be used to choose one")
             .causedBy(f.error())
             .withHint("Name the VM, or run vmrctl in the folder holding a valid VMFile.kdl");
-    if (f->vms.size() == 1) return f->vms.front().name;
+    if (f->vms.size() == 1) return f->vms.front().spec.name;
     std::string all;
-    for (const auto& d : f->vms) all += (all.empty() ? "" : ", ") + d.name;
+    for (const auto& d : f->vms) all += (all.empty() ? "" : ", ") + d.spec.name;
     return Error(
         ErrorKind::InvalidArgument,
         "No VM name given, and " + file + " defines " + std::to_string(f->vms.size()) + " VMs (" + all + ")",
-        "Name one of them: vmrctl ssh " + f->vms.front().name);
+        "Name one of them: vmrctl ssh " + f->vms.front().spec.name);
 }
 
 PrefixedOutput::PrefixedOutput(const std::vector<std::string>& names)
@@ -501,8 +459,8 @@ int runVmfileCommand(Client& client, const VmfileInvocation& inv, bool json)
     std::vector<std::string> names;
     std::map<std::string, std::vector<std::string>> urls;
     for (const auto& vm : f->vms) {
-        names.push_back(vm.name);
-        if (!vm.imageUrl.empty()) urls[vm.imageUrl].push_back(vm.name);
+        names.push_back(vm.spec.name);
+        if (!vm.spec.imageUrl.empty()) urls[vm.spec.imageUrl].push_back(vm.spec.name);
     }
     // Build every call's params before the first call, so that a bad key file stops nothing
     // halfway.

@@ -1,6 +1,6 @@
 #include "provision/seed/seed_iso.h"
 
-#include "store/atomic_file.h"
+#include "base/files.h"
 
 // libisofs declares struct burn_source itself when libburn is not used.
 #define LIBISOFS_WITHOUT_LIBBURN 1
@@ -131,7 +131,7 @@ Result<void> writeSeedIso(const std::string& path, const SeedFiles& files)
 {
     auto iso = buildSeedIso(files);
     if (!iso) return std::move(iso).error();
-    auto r = store::writeFileAtomic(path, *iso, 0600);
+    auto r = vmr::writeFileAtomic(path, *iso, 0600);
     if (!r) return Error(r.error().kind(), "Cannot write the seed ISO " + path).causedBy(r.error());
     return success();
 }

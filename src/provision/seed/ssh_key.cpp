@@ -1,6 +1,6 @@
 #include "provision/seed/ssh_key.h"
 
-#include "store/atomic_file.h"
+#include "base/files.h"
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -417,10 +417,10 @@ std::string Ed25519KeyPair::publicKeyLine() const
 Result<void> writeKeyPair(const std::string& privatePath, const Ed25519KeyPair& key)
 {
     std::string priv = key.privateKeyFile();
-    auto r = store::writeFileAtomic(privatePath, priv, 0600);
+    auto r = vmr::writeFileAtomic(privatePath, priv, 0600);
     OPENSSL_cleanse(priv.data(), priv.size());
     VMR_TRY(r);
-    return store::writeFileAtomic(privatePath + ".pub", key.publicKeyLine() + "\n", 0644);
+    return vmr::writeFileAtomic(privatePath + ".pub", key.publicKeyLine() + "\n", 0644);
 }
 
 Result<Ed25519KeyPair> readKeyPair(const std::string& privatePath)
@@ -431,7 +431,7 @@ Result<Ed25519KeyPair> readKeyPair(const std::string& privatePath)
         return Error(ErrorKind::PermissionDenied,
                      "The private key " + privatePath + " is readable by other users",
                      "Run `chmod 600 " + privatePath + "`");
-    auto text = store::readFile(privatePath, 64 << 10);
+    auto text = vmr::readFile(privatePath, 64 << 10);
     if (!text)
         return Error(text.error().kind(), "Cannot read the private key " + privatePath)
             .causedBy(text.error());
@@ -441,7 +441,7 @@ Result<Ed25519KeyPair> readKeyPair(const std::string& privatePath)
         return Error(kp.error().kind(), "Cannot use " + privatePath, kp.error().hint()).causedBy(kp.error());
 
     std::string pubPath = privatePath + ".pub";
-    auto pubText = store::readFile(pubPath, 64 << 10);
+    auto pubText = vmr::readFile(pubPath, 64 << 10);
     if (pubText) {
         auto pub = parsePublicKey(*pubText);
         if (pub && pub->blob != kp->publicKey().blob)
@@ -461,9 +461,9 @@ Result<Ed25519KeyPair> loadOrCreateKeyPair(const std::string& privatePath, std::
         if (!kp) return kp;
         // Put back a missing or damaged .pub (readKeyPair refused one naming another key).
         std::string pubPath = privatePath + ".pub";
-        auto pubText = store::readFile(pubPath, 64 << 10);
+        auto pubText = vmr::readFile(pubPath, 64 << 10);
         if (!pubText || !parsePublicKey(*pubText).ok())
-            VMR_TRY(store::writeFileAtomic(pubPath, kp->publicKeyLine() + "\n", 0644));
+            VMR_TRY(vmr::writeFileAtomic(pubPath, kp->publicKeyLine() + "\n", 0644));
         return kp;
     }
     if (errno != ENOENT) return Error::fromErrno(errno, "Cannot look at " + privatePath);

@@ -65,17 +65,27 @@ Stats stats(std::vector<double> v)
 
 // ---- raw QEMU -------------------------------------------------------------------------------
 
-vmr::vm::VmSpec noneSpec(const std::string& name, int i)
+// A VM with no guest: its spec, and what a start adds (-machine none, TCG).
+struct RawVm {
+    vmr::model::VmSpec spec;
+    vmr::vm::Launch launch;
+};
+
+RawVm noneSpec(const std::string& name, int)
 {
-    vmr::vm::VmSpec spec;
-    spec.name = name;
-    char id[16];
-    std::snprintf(id, sizeof id, "%08x", 0x7000000 + i);
-    spec.id = id;
-    spec.memoryMib = 64;
-    spec.machineNone = true;
-    spec.accel = vmr::vm::Accel::Tcg;
-    return spec;
+    RawVm vm;
+    vm.spec.name = name;
+    vm.spec.memoryMib = 64;
+    vm.spec.network.mode = vmr::model::NetMode::None;
+    vm.launch.machineNone = true;
+    vm.launch.accel = vmr::vm::Accel::Tcg;
+    return vm;
+}
+
+std::vector<std::string> rawArgv(const std::string& binary, const RawVm& vm,
+                                 const vmr::vm::RuntimePaths& paths)
+{
+    return vmr::vm::buildQemuArgv(binary, vm.spec, vm.launch, paths);
 }
 
 vmr::vm::RuntimePaths rawPaths(const TempDir& dir, const std::string& name)
@@ -147,10 +157,10 @@ RawFigures rawQemu(int n, const std::string& binary)
     std::vector<double> each;
     for (int i = 0; i < n; ++i) {
         std::string name = "raw" + std::to_string(i);
-        auto argv = vmr::vm::buildQemuArgv(binary, noneSpec(name, i), rawPaths(dir, name));
+        auto argv = rawArgv(binary, noneSpec(name, i), rawPaths(dir, name));
         auto t0 = Clock::now();
         pids.push_back(spawn(argv));
-        if (!qmpReady(rawPaths(dir, name).qmpSocket)) std::fprintf(stderr, "raw QEMU %d never answered\n", i);
+        if (!qmpReady(rawPaths(dir, name).control)) std::fprintf(stderr, "raw QEMU %d never answered\n", i);
         each.push_back(msSince(t0));
     }
     f.sequential = stats(each);
@@ -160,10 +170,10 @@ RawFigures rawQemu(int n, const std::string& binary)
     auto t0 = Clock::now();
     for (int i = 0; i < n; ++i) {
         std::string name = "raw" + std::to_string(i);
-        pids.push_back(spawn(vmr::vm::buildQemuArgv(binary, noneSpec(name, i), rawPaths(dir2, name))));
+        pids.push_back(spawn(rawArgv(binary, noneSpec(name, i), rawPaths(dir2, name))));
     }
     for (int i = 0; i < n; ++i) {
-        if (!qmpReady(rawPaths(dir2, "raw" + std::to_string(i)).qmpSocket, 120s))
+        if (!qmpReady(rawPaths(dir2, "raw" + std::to_string(i)).control, 120s))
             std::fprintf(stderr, "raw QEMU %d never answered\n", i);
     }
     f.concurrentMs = msSince(t0);
@@ -226,7 +236,7 @@ std::string nameParam(const std::string& name)
 
 std::string createParams(const std::string& name, const std::string& base)
 {
-    return "{\"name\":\"" + name + "\",\"image\":\"" + base + "\",\"network\":\"none\",\"memory\":64}";
+    return "{\"name\":\"" + name + "\",\"image\":\"" + base + "\",\"network\":\"none\",\"memory_mib\":64}";
 }
 
 Daemon::Config benchConfig(const std::string& machine)
@@ -399,16 +409,16 @@ void benchGuest(const std::string& qemu)
     std::string base = dir / "base.img";
     run({"/usr/bin/qemu-img", "create", "-q", "-f", "raw", base, "64M"});
 
-    vmr::vm::VmSpec spec = noneSpec("rawguest", 1);
-    spec.machineNone = false;
-    spec.memoryMib = 256;
-    spec.kernel = guest + "/vmlinux";
-    spec.initrd = guest + "/initramfs.cpio.gz";
-    spec.cmdline = "console=ttyS0";
+    RawVm spec = noneSpec("rawguest", 1);
+    spec.launch.machineNone = false;
+    spec.spec.memoryMib = 256;
+    spec.spec.kernel = guest + "/vmlinux";
+    spec.spec.initrd = guest + "/initramfs.cpio.gz";
+    spec.spec.cmdline = "console=ttyS0";
     auto paths = rawPaths(dir, "rawguest");
     auto t0 = Clock::now();
-    std::vector<pid_t> pids = {spawn(vmr::vm::buildQemuArgv(qemu, spec, paths))};
-    qmpReady(paths.qmpSocket);
+    std::vector<pid_t> pids = {spawn(rawArgv(qemu, spec, paths))};
+    qmpReady(paths.control);
     double rawStart = msSince(t0);
     eventually([&] { return readFile(paths.consoleLog).find("VMR-GUEST-READY") != std::string::npos; }, 120s);
     double rawReady = msSince(t0);
@@ -418,8 +428,8 @@ void benchGuest(const std::string& qemu)
     if (!d.waitReady()) return;
     Rpc rpc(d.socket());
     std::string params = "{\"name\":\"g\",\"image\":\"" + base +
-                         "\",\"network\":\"none\",\"memory\":256,\"kernel\":\"" + spec.kernel +
-                         "\",\"initrd\":\"" + spec.initrd + "\",\"cmdline\":\"console=ttyS0\"}";
+                         "\",\"network\":\"none\",\"memory_mib\":256,\"kernel\":\"" + spec.spec.kernel +
+                         "\",\"initrd\":\"" + spec.spec.initrd + "\",\"cmdline\":\"console=ttyS0\"}";
     rpc.call("vm.create", params);
     auto t1 = Clock::now();
     rpc.call("vm.start", nameParam("g"));

@@ -1,10 +1,14 @@
 #pragma once
 
-// Shared by the client and driver tests: fake-chv (tests/fakes) as a real process, next to the
-// VM driver tests' helpers (a reactor on the backend VMR_REACTOR selects, a short temp folder).
+// Shared by the client and driver tests: fake-chv (tests/fakes) as a real process, and a
+// harness of ChvDrivers on it (a temp layout, recorded transitions), on the reactor backend
+// VMR_REACTOR selects.
 
-#include "../vm/helpers.h"
+#include "catch.h"
 #include "reactor/reactor.h"
+#include "store/layout.h"
+#include "vm/chv_driver.h"
+#include "vm/launch.h"
 
 #include <catch2/catch.hpp>
 
@@ -15,6 +19,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,10 +31,9 @@ namespace vmr::chv::test {
 using namespace std::chrono_literals;
 using reactor::Reactor;
 using reactor::Task;
-// A reactor, finish() and TempDir come from the VM driver tests.
-using vm::test::finish;
-using vm::test::makeReactor;
-using vm::test::TempDir;
+using vmr::test::finish;
+using vmr::test::makeReactor;
+using vmr::test::TempDir;
 
 // The fake-chv binary: $FAKE_CHV, else the one built next to the tests.
 inline std::string fakeChvPath()
@@ -84,6 +88,72 @@ private:
     TempDir dir_;
     std::string api_;
     std::unique_ptr<reactor::Child> child_;
+};
+
+struct Transition {
+    vm::VmState from;
+    vm::VmState to;
+    std::string reason;
+};
+
+// ChvDrivers on fake-chv in a temp layout, recording every state change.
+struct DriverHarness {
+    TempDir dir;
+    store::Layout layout{settings(dir.path())};
+    std::vector<Transition> changes;
+
+    static config::Settings settings(const std::string& root)
+    {
+        config::Settings s;
+        s.stateDir = root + "/state";
+        s.runtimeDir = root + "/run";
+        return s;
+    }
+
+    // A kernel-booted VM without disk or NIC, on fake-chv (which runs without KVM).
+    vm::DriverConfig chvConfig(const std::string& name, const std::string& id)
+    {
+        vm::DriverConfig c;
+        c.binary = fakeChvPath();
+        c.id = id;
+        c.requireKvm = false;
+        c.spec.name = name;
+        c.spec.backend = model::Backend::Chv;
+        c.spec.memoryMib = 64;
+        c.spec.network.mode = model::NetMode::None;
+        c.spec.kernel = dir.path() + "/vmlinux";
+        c.spec.cmdline = "console=ttyS0";
+        std::ofstream(c.spec.kernel) << "not really a kernel";
+        c.launch.accel = vm::Accel::Kvm;
+        c.paths = vm::runtimePaths(layout, model::Backend::Chv, name, id);
+        c.startTimeout = 10s;
+        c.requestTimeout = 2s;
+        c.termGrace = 1s;
+        return c;
+    }
+
+    std::unique_ptr<vm::ChvDriver> make(Reactor& r, vm::DriverConfig c,
+                                        vm::VmState initial = vm::VmState::Prepared)
+    {
+        auto d = std::make_unique<vm::ChvDriver>(r, std::move(c), initial);
+        d->onStateChange([this](vm::VmState from, vm::VmState to, const std::string& why) {
+            changes.push_back({from, to, why});
+        });
+        return d;
+    }
+
+    bool saw(vm::VmState from, vm::VmState to) const
+    {
+        for (const auto& c : changes)
+            if (c.from == from && c.to == to) return true;
+        return false;
+    }
+    bool saw(vm::VmState from, vm::VmState to, const std::string& reason) const
+    {
+        for (const auto& c : changes)
+            if (c.from == from && c.to == to && c.reason == reason) return true;
+        return false;
+    }
 };
 
 }  // namespace vmr::chv::test

@@ -3,6 +3,7 @@
 // dies mid-request, closes or sends garbage. SCM_RIGHTS against an in-process server.
 
 #include "chv/client.h"
+#include "chv/vm_config.h"
 #include "fake.h"
 
 #include <fcntl.h>
@@ -310,16 +311,17 @@ TEST_CASE("the VmConfig vmr builds passes fake-chv's schema, and boot checks the
     FakeVmm vmm(*r);
     Client c(*r, vmm.api());
     waitUp(*r, c);
-    VmConfigSpec spec;
+    model::VmSpec spec;
     spec.vcpus = 2;
     spec.memoryMib = 128;
-    spec.firmware = vmm.dir() + "/hypervisor-fw";
-    spec.overlay = vmm.dir() + "/overlay.qcow2";
-    spec.seedIso = vmm.dir() + "/seed.iso";
-    spec.tap = "vmr-no-such-tap";
-    spec.mac = "52:54:00:12:34:56";
-    spec.serialSocket = vmm.dir() + "/serial";
-    auto body = buildVmConfig(spec);
+    Attachments att;
+    att.firmware = vmm.dir() + "/hypervisor-fw";
+    att.overlay = vmm.dir() + "/overlay.qcow2";
+    att.seedIso = vmm.dir() + "/seed.iso";
+    att.tap = "vmr-no-such-tap";
+    att.mac = "52:54:00:12:34:56";
+    att.serialSocket = vmm.dir() + "/serial";
+    auto body = buildVmConfig(spec, att);
     REQUIRE(body);
     REQUIRE(finish(*r, c.put("vm.create", *body)));
     auto info = finish(*r, c.info());
@@ -329,7 +331,7 @@ TEST_CASE("the VmConfig vmr builds passes fake-chv's schema, and boot checks the
     auto noFirmware = finish(*r, c.put("vm.boot"));
     REQUIRE_FALSE(noFirmware);
     CHECK(noFirmware.error().what().find("Cannot open the firmware") != std::string::npos);
-    for (const auto& f : {spec.firmware, spec.overlay, spec.seedIso}) {
+    for (const auto& f : {att.firmware, att.overlay, att.seedIso}) {
         std::FILE* file = std::fopen(f.c_str(), "w");
         REQUIRE(file != nullptr);
         std::fclose(file);

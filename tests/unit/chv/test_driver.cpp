@@ -2,10 +2,10 @@
 // the stop sequence, the event monitor, the serial console, re-adoption, the checks made before
 // anything is created, and a VMM that errs, hangs or dies.
 
+#include "base/proc.h"
 #include "chv/client.h"
 #include "fake.h"
-#include "store/layout.h"
-#include "store/proc.h"
+#include "model/runtime.h"
 #include "vm/chv_driver.h"
 
 #include <fcntl.h>
@@ -45,78 +45,37 @@ private:
     std::string name_;
 };
 
-// The VM tests' harness (temp layout, recorded transitions) with ChvDrivers on fake-chv.
-struct Harness : vm::test::DriverHarness {
-    ChvDriverConfig chvConfig(const std::string& name, const std::string& id)
-    {
-        ChvDriverConfig c;
-        c.binary = fakeChvPath();
-        c.requireKvm = false;  // fake-chv runs without KVM
-        c.spec.name = name;
-        c.spec.id = id;
-        c.spec.memoryMib = 64;
-        c.spec.network = net::NetMode::None;
-        c.spec.kernel = dir.path() + "/vmlinux";
-        c.spec.cmdline = "console=ttyS0";
-        std::ofstream(c.spec.kernel) << "not really a kernel";
-        c.paths = chvRuntimePaths(layout, name, id);
-        c.apiSocket = layout.runtimeSocket(id, "api");
-        c.startTimeout = 10s;
-        c.requestTimeout = 2s;
-        c.termGrace = 1s;
-        return c;
-    }
+using Harness = DriverHarness;
 
-    std::unique_ptr<ChvDriver> make(Reactor& r, ChvDriverConfig c, VmState initial = VmState::Preparing)
-    {
-        auto d = std::make_unique<ChvDriver>(r, std::move(c), initial);
-        d->onStateChange([this](VmState from, VmState to, const std::string& why) {
-            changes.push_back({from, to, why});
-        });
-        return d;
-    }
-
-    using DriverHarness::saw;
-    bool saw(VmState from, VmState to, const std::string& reason) const
-    {
-        for (const auto& c : changes)
-            if (c.from == from && c.to == to && c.reason == reason) return true;
-        return false;
-    }
-};
-
-store::VmRecord recordOf(const ChvDriver& d)
+// What vmrd would have saved of a driver's VM (the runtime half of its record).
+model::VmRuntime runtimeOf(const ChvDriver& d)
 {
-    store::VmRecord rec;
-    rec.name = d.config().spec.name;
-    rec.id = d.config().spec.id;
-    rec.backend = "chv";
-    rec.state = std::string(stateName(d.state()));
-    rec.stateReason = d.stateReason();
-    if (d.pid()) rec.pid = *d.pid();
-    rec.pidStartTime = d.pidStartTime();
-    return rec;
+    model::VmRuntime rt;
+    rt.id = d.config().id;
+    rt.state = d.state();
+    rt.stateReason = d.stateReason();
+    if (d.pid()) rt.pid = *d.pid();
+    rt.pidStartTime = d.pidStartTime();
+    return rt;
 }
 
-// A record saying that `pid` (of fake-chv, started by the test) runs VM `name`.
-store::VmRecord runningRecord(const std::string& name, const std::string& id, pid_t pid)
+// A runtime saying that `pid` (of fake-chv, started by the test) runs VM `id`.
+model::VmRuntime runningRuntime(const std::string& id, pid_t pid)
 {
-    store::VmRecord rec;
-    rec.name = name;
-    rec.id = id;
-    rec.backend = "chv";
-    rec.state = "running";
-    rec.pid = pid;
-    auto start = store::processStartTime(pid);
+    model::VmRuntime rt;
+    rt.id = id;
+    rt.state = VmState::Running;
+    rt.pid = pid;
+    auto start = vmr::processStartTime(pid);
     REQUIRE(start);
-    rec.pidStartTime = *start;
-    return rec;
+    rt.pidStartTime = *start;
+    return rt;
 }
 
 // A pid's process is gone (or is a zombie being reaped by PID 1).
 bool processGone(pid_t pid, uint64_t startTime)
 {
-    auto t = store::processStartTime(pid);
+    auto t = vmr::processStartTime(pid);
     return !t || *t != startTime;
 }
 
@@ -139,7 +98,7 @@ struct Started {
     Reaper reaper;
 };
 
-Started startVm(Reactor& r, Harness& h, ChvDriverConfig cfg)
+Started startVm(Reactor& r, Harness& h, DriverConfig cfg)
 {
     auto d = h.make(r, std::move(cfg), VmState::Stopped);
     auto res = finish(r, d->start());
@@ -200,7 +159,6 @@ TEST_CASE("start, suspend, resume, and a graceful stop through the power button"
     auto d = h.make(*r, cfg);
     Reaper reaper(std::nullopt, std::nullopt);
 
-    REQUIRE(finish(*r, d->prepare()));
     CHECK(d->state() == VmState::Prepared);
     REQUIRE(finish(*r, d->start()));
     reaper.pid = d->pid();
@@ -210,10 +168,10 @@ TEST_CASE("start, suspend, resume, and a graceful stop through the power button"
     CHECK(h.saw(VmState::Starting, VmState::Running, "running"));
     CHECK(d->vmmVersion() == "53.0.0");
     REQUIRE(d->pid());
-    auto started = store::processStartTime(*d->pid());
+    auto started = vmr::processStartTime(*d->pid());
     REQUIRE(started);
     CHECK(d->pidStartTime() == *started);
-    CHECK(exists(cfg.apiSocket));
+    CHECK(exists(cfg.paths.control));
     CHECK(exists(cfg.paths.serialSocket));
 
     auto again = finish(*r, d->start());
@@ -249,7 +207,7 @@ TEST_CASE("start, suspend, resume, and a graceful stop through the power button"
     CHECK(d->stateReason() == "stopped");
     CHECK(h.saw(VmState::Running, VmState::Stopping));
     CHECK_FALSE(d->pid());
-    CHECK_FALSE(exists(cfg.apiSocket));
+    CHECK_FALSE(exists(cfg.paths.control));
     CHECK_FALSE(exists(cfg.paths.serialSocket));
 
     // Started again from Stopped, then destroyed.
@@ -260,7 +218,7 @@ TEST_CASE("start, suspend, resume, and a graceful stop through the power button"
     uint64_t st = *d->pidStartTime();
     REQUIRE(finish(*r, d->destroy()));
     CHECK(d->state() == VmState::Destroyed);
-    CHECK_FALSE(exists(cfg.apiSocket));
+    CHECK_FALSE(exists(cfg.paths.control));
     REQUIRE(r->runUntil([&] { return processGone(pid, st); }, 5s));
 }
 
@@ -401,7 +359,7 @@ TEST_CASE("a VMM that exits at start fails the start with what it said")
     CHECK(res.error().message() ==
           "cloud-hypervisor exited at start (cloud-hypervisor exited with code 1 unexpectedly): "
           "fake-chv: injected failure at start");
-    CHECK(res.error().hint() == "See " + cfg.paths.qemuLog);
+    CHECK(res.error().hint() == "See " + cfg.paths.vmmLog);
     CHECK(d->state() == VmState::Failed);
 }
 
@@ -424,7 +382,7 @@ TEST_CASE("state changes made behind vmrd's back arrive through the event monito
     Harness h;
     auto cfg = h.chvConfig("events", "0000cc0a");
     auto [d, reaper] = startVm(*r, h, cfg);
-    chv::Client other(*r, cfg.apiSocket);
+    chv::Client other(*r, cfg.paths.control);
     REQUIRE(finish(*r, other.put("vm.pause")));
     REQUIRE(r->runUntil([&] { return d->state() == VmState::Paused; }, 5s));
     REQUIRE(finish(*r, other.put("vm.resume")));
@@ -459,9 +417,9 @@ TEST_CASE("re-adoption after a vmrd restart: pid identity, then vm.info")
     REQUIRE(finish(*r, first->start()));
     Reaper reaper{first->pid(), first->pidStartTime()};
     REQUIRE(finish(*r, first->suspend()));
-    store::VmRecord rec = recordOf(*first);
-    rec.state = "running";  // the record is behind: the VMM's answer wins
-    first.reset();          // vmrd goes away; the VMM stays
+    model::VmRuntime rec = runtimeOf(*first);
+    rec.state = VmState::Running;  // the record is behind: the VMM's answer wins
+    first.reset();                 // vmrd goes away; the VMM stays
 
     auto second = h.make(*r, cfg, VmState::Stopped);
     REQUIRE(finish(*r, second->adopt(rec)));
@@ -488,7 +446,7 @@ TEST_CASE("a live pid with another start time is never adopted or signalled")
     auto r = makeReactor();
     Harness h;
     FakeVmm bystander(*r);
-    store::VmRecord rec = runningRecord("reused", "0000cc0d", bystander.child().pid());
+    model::VmRuntime rec = runningRuntime("0000cc0d", bystander.child().pid());
     *rec.pidStartTime += 1;  // the pid now belongs to another process
     auto d = h.make(*r, h.chvConfig("reused", "0000cc0d"), VmState::Stopped);
     REQUIRE(finish(*r, d->adopt(rec)));
@@ -505,14 +463,18 @@ TEST_CASE("a VMM whose VM is not booted is adopted as failed, and a forced stop 
     auto cfg = h.chvConfig("unbooted", "0000cc0e");
     FakeVmm vmm(*r, {}, {});
     // Point the driver at this VMM's socket.
-    cfg.apiSocket = vmm.api();
+    cfg.paths.control = vmm.api();
     chv::Client c(*r, vmm.api());
     REQUIRE(r->runUntil([&] { return exists(vmm.api()); }, 5s));
-    store::VmRecord rec = runningRecord("unbooted", "0000cc0e", vmm.child().pid());
+    model::VmRuntime rec = runningRuntime("0000cc0e", vmm.child().pid());
     auto d = h.make(*r, cfg, VmState::Stopped);
     REQUIRE(finish(*r, d->adopt(rec)));
     CHECK(d->state() == VmState::Failed);
-    CHECK(d->stateReason().find("vm.info failed") != std::string::npos);  // 404: no VM defined
+    INFO("reason: " << d->stateReason());
+    // vm.info failed with a 404: no VM defined.
+    CHECK(d->stateReason().rfind("cloud-hypervisor (pid " + std::to_string(*rec.pid) + ") runs but ", 0) ==
+          0);
+    CHECK(d->stateReason().find("GET vm.info with 404 Not Found") != std::string::npos);
     StopOptions force;
     force.force = true;
     REQUIRE(finish(*r, d->stop(force)));
@@ -526,31 +488,49 @@ TEST_CASE("checks before anything is created: network, binary, firmware, KVM")
     auto cfg = h.chvConfig("checked", "0000cc0f");
     std::string vmDir = h.layout.vmDir("checked");
 
-    auto refused = [&](ChvDriverConfig c) {
+    // preflight() refuses, and so does start(), before it makes anything or changes state.
+    auto refused = [&](DriverConfig c) {
         auto d = h.make(*r, std::move(c));
-        auto res = finish(*r, d->prepare());
+        auto checked = d->preflight();
+        REQUIRE_FALSE(checked);
+        auto res = finish(*r, d->start());
         REQUIRE_FALSE(res);
-        CHECK(d->state() == VmState::Preparing);
+        CHECK(res.error().kind() == checked.error().kind());
+        CHECK(res.error().message() == checked.error().message());
+        CHECK(d->state() == VmState::Prepared);
+        CHECK_FALSE(d->pid());
         CHECK_FALSE(exists(vmDir));
         return res.error();
     };
 
     auto user = cfg;
-    user.spec.network = net::NetMode::User;
+    user.spec.network.mode = model::NetMode::User;
     Error e = refused(user);
-    CHECK(e.kind() == ErrorKind::InvalidArgument);
+    CHECK(e.kind() == ErrorKind::Unsupported);
     CHECK(e.message() == "cloud-hypervisor has no user-mode networking");
-    CHECK(e.hint() == "Use network \"tap\" or \"none\" with backend \"chv\"");
+    CHECK(e.hint() == "Use network \"none\" or \"tap\" with backend \"chv\", or backend \"qemu\"");
 
     auto tap = cfg;
-    tap.spec.network = net::NetMode::Tap;
-    tap.spec.mac = "52:54:00:00:00:01";
-    CHECK(refused(tap).message() == "Network \"tap\" needs a tap device name");
+    tap.spec.network.mode = model::NetMode::Tap;
+    tap.launch.mac = "52:54:00:00:00:01";
+    e = refused(tap);
+    CHECK(e.kind() == ErrorKind::InvalidArgument);
+    CHECK(e.message() == "Network \"tap\" needs a tap device name");
+    CHECK(e.hint() == "Configure the tap device for the VM");
+    tap.launch.mac.clear();
+    tap.launch.tap = "vmr0000cc0f";
+    CHECK(refused(tap).message() == "A tap NIC needs both a tap name and a MAC address");
+
+    auto none = cfg;
+    none.launch.machineNone = true;
+    e = refused(none);
+    CHECK(e.kind() == ErrorKind::Unsupported);
+    CHECK(e.message() == "A VM without a machine (-machine none) is a QEMU test mode");
 
     auto missing = cfg;
     missing.binary = "vmr-no-such-cloud-hypervisor";
     e = refused(missing);
-    CHECK(e.kind() == ErrorKind::NotFound);
+    CHECK(e.kind() == ErrorKind::ToolMissing);
     CHECK(e.message() == "vmr-no-such-cloud-hypervisor not found in PATH");
     CHECK(e.hint() == "Install cloud-hypervisor, or set chv.binary in vmrd.toml to its path");
     missing.binary = h.dir.path() + "/vmlinux";  // exists, not executable
@@ -560,15 +540,15 @@ TEST_CASE("checks before anything is created: network, binary, firmware, KVM")
     auto fw = cfg;
     fw.spec.kernel.clear();
     fw.spec.cmdline.clear();
-    fw.spec.firmware = h.dir.path() + "/hypervisor-fw";
+    fw.spec.firmware = model::Firmware{model::FirmwareKind::File, h.dir.path() + "/hypervisor-fw"};
     e = refused(fw);
     CHECK(e.kind() == ErrorKind::NotFound);
-    CHECK(e.message() == "Firmware " + fw.spec.firmware + " not found");
+    CHECK(e.message() == "Firmware " + fw.spec.firmware.file + " not found");
     CHECK(e.hint().find("rust-hypervisor-firmware") != std::string::npos);
 
     auto nothing = fw;
-    nothing.spec.firmware.clear();
-    CHECK(refused(nothing).message() == "cloud-hypervisor needs a firmware or a kernel to boot");
+    nothing.spec.firmware = model::Firmware{};
+    CHECK(refused(nothing).message() == "cloud-hypervisor boots a firmware file or a kernel, not \"bios\"");
 
     auto kernel = cfg;
     kernel.spec.kernel = h.dir.path() + "/missing-vmlinux";
@@ -608,4 +588,15 @@ TEST_CASE("the KVM check: module, device, API version")
     auto notKvm = checkKvm(p);
     REQUIRE_FALSE(notKvm);
     CHECK(notKvm.error().message().rfind(p.devKvm + " does not answer as KVM", 0) == 0);
+}
+
+TEST_CASE("makeDriver gives backend chv a ChvDriver")
+{
+    auto r = makeReactor();
+    Harness h;
+    auto made = makeDriver(*r, h.chvConfig("made", "0000cc10"), VmState::Stopped);
+    REQUIRE(made);
+    CHECK(dynamic_cast<ChvDriver*>(made->get()) != nullptr);
+    CHECK((*made)->vmmName() == "cloud-hypervisor");
+    CHECK((*made)->state() == VmState::Stopped);
 }

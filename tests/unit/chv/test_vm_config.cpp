@@ -11,21 +11,27 @@ using namespace vmr::chv;
 
 namespace {
 
-VmConfigSpec kernelSpec()
+// A VM's spec and what vmrd attached to it: buildVmConfig's two inputs.
+struct Input {
+    model::VmSpec spec;
+    Attachments att;
+};
+
+Input kernelSpec()
 {
-    VmConfigSpec s;
-    s.vcpus = 2;
-    s.memoryMib = 256;
-    s.kernel = "/k/vmlinux";
-    s.initramfs = "/k/initrd";
-    s.cmdline = "console=ttyS0";
-    s.serialSocket = "/run/vmr/vms/0a1b2c3d.serial";
-    return s;
+    Input in;
+    in.spec.vcpus = 2;
+    in.spec.memoryMib = 256;
+    in.spec.kernel = "/k/vmlinux";
+    in.spec.initrd = "/k/initrd";
+    in.spec.cmdline = "console=ttyS0";
+    in.att.serialSocket = "/run/vmr/vms/0a1b2c3d.serial";
+    return in;
 }
 
-std::string refusal(const VmConfigSpec& s)
+std::string refusal(const Input& in)
 {
-    auto r = buildVmConfig(s);
+    auto r = buildVmConfig(in.spec, in.att);
     if (r) FAIL("should have been refused: " << *r);
     CHECK(r.error().kind() == ErrorKind::InvalidArgument);
     return r.error().message();
@@ -35,7 +41,8 @@ std::string refusal(const VmConfigSpec& s)
 
 TEST_CASE("kernel boot without disk or NIC")
 {
-    auto r = buildVmConfig(kernelSpec());
+    auto in = kernelSpec();
+    auto r = buildVmConfig(in.spec, in.att);
     REQUIRE(r);
     CHECK(
         *r ==
@@ -47,15 +54,16 @@ TEST_CASE("kernel boot without disk or NIC")
 
 TEST_CASE("firmware boot with overlay, seed and a tap NIC")
 {
-    VmConfigSpec s;
-    s.firmware = "/usr/share/cloud-hypervisor/hypervisor-fw";
-    s.overlay = "/var/lib/vmr/vms/web/overlay.qcow2";
-    s.seedIso = "/var/lib/vmr/vms/web/seed.iso";
-    s.tap = "vmr0a1b2c3d";
-    s.mac = "52:54:00:12:34:56";
-    s.rngSource.clear();
-    s.serialSocket = "/s";
-    auto r = buildVmConfig(s);
+    model::VmSpec s;
+    Attachments a;
+    a.firmware = "/usr/share/cloud-hypervisor/hypervisor-fw";
+    a.overlay = "/var/lib/vmr/vms/web/overlay.qcow2";
+    a.seedIso = "/var/lib/vmr/vms/web/seed.iso";
+    a.tap = "vmr0a1b2c3d";
+    a.mac = "52:54:00:12:34:56";
+    a.rngSource.clear();
+    a.serialSocket = "/s";
+    auto r = buildVmConfig(s, a);
     REQUIRE(r);
     CHECK(
         *r ==
@@ -69,9 +77,9 @@ TEST_CASE("firmware boot with overlay, seed and a tap NIC")
 
 TEST_CASE("paths with quotes are escaped")
 {
-    auto s = kernelSpec();
-    s.kernel = "/k/a\"b";
-    auto r = buildVmConfig(s);
+    auto in = kernelSpec();
+    in.spec.kernel = "/k/a\"b";
+    auto r = buildVmConfig(in.spec, in.att);
     REQUIRE(r);
     CHECK(r->find(R"("kernel":"/k/a\"b")") != std::string::npos);
 }
@@ -79,35 +87,41 @@ TEST_CASE("paths with quotes are escaped")
 TEST_CASE("what cloud-hypervisor cannot express is refused, naming the field")
 {
     auto s = kernelSpec();
-    s.kernel.clear();
+    s.spec.kernel.clear();
     CHECK(refusal(s) == "An initramfs or a kernel command line needs a kernel");
-    s.initramfs.clear();
-    s.cmdline.clear();
+    s.spec.initrd.clear();
+    s.spec.cmdline.clear();
     CHECK(refusal(s) == "cloud-hypervisor needs a firmware or a kernel to boot");
-    s.firmware = "/fw";
-    s.kernel = "/k";
+    s.att.firmware = "/fw";
+    s.spec.kernel = "/k";
     CHECK(refusal(s) == "Give a firmware or a kernel, not both");
 
     s = kernelSpec();
-    s.vcpus = 0;
+    s.spec.vcpus = 0;
     CHECK(refusal(s).find("1 to 254 vCPUs") != std::string::npos);
-    s.vcpus = 255;
+    s.spec.vcpus = model::kMaxChvVcpus + 1;
     CHECK(refusal(s).find("not 255") != std::string::npos);
+    s.spec.vcpus = model::kMaxChvVcpus;
+    CHECK(buildVmConfig(s.spec, s.att));
     s = kernelSpec();
-    s.memoryMib = 0;
+    s.spec.memoryMib = 0;
     CHECK(refusal(s).find("MiB is out of range") != std::string::npos);
+    s.spec.memoryMib = model::kMinMemoryMib - 1;
+    CHECK(refusal(s).find("MiB is out of range") != std::string::npos);
+    s.spec.memoryMib = model::kMinMemoryMib;
+    CHECK(buildVmConfig(s.spec, s.att));
     s = kernelSpec();
-    s.serialSocket = "/" + std::string(120, 's');
+    s.att.serialSocket = "/" + std::string(120, 's');
     CHECK(refusal(s).find("longer than a unix socket allows") != std::string::npos);
     s = kernelSpec();
-    s.tap = "tap0";
+    s.att.tap = "tap0";
     CHECK(refusal(s) == "A tap NIC needs both a tap name and a MAC address");
-    s.mac = "52:54:00:12:34";
+    s.att.mac = "52:54:00:12:34";
     CHECK(refusal(s).find("is not a MAC address") != std::string::npos);
-    s.mac = "52:54:00:12:34:56";
-    s.tap = "a/b";
+    s.att.mac = "52:54:00:12:34:56";
+    s.att.tap = "a/b";
     CHECK(refusal(s).find("not a valid network interface name") != std::string::npos);
-    s.tap = "sixteen-chars-xx";
+    s.att.tap = "sixteen-chars-xx";
     CHECK(refusal(s).find("not a valid network interface name") != std::string::npos);
 }
 

@@ -1,48 +1,14 @@
+#include "catch.h"
 #include "config/settings.h"
 
-#include <catch2/catch.hpp>
-
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <filesystem>
-#include <fstream>
 #include <string>
 
 using namespace vmr;
+using vmr::test::TempDir;
+using vmr::test::writeFile;
 using namespace vmr::config;
 
 namespace {
-
-// A fresh directory under $TMPDIR, removed with everything in it.
-class TempDir {
-public:
-    TempDir()
-    {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "vmr-config-test-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path_ = tmpl;
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const { return path_; }
-
-    void write(const std::string& rel, const std::string& text) const
-    {
-        auto p = std::filesystem::path(path_) / rel;
-        std::filesystem::create_directories(p.parent_path());
-        std::ofstream(p) << text;
-    }
-
-private:
-    std::string path_;
-};
 
 Env userEnv()
 {
@@ -332,14 +298,14 @@ TEST_CASE("loadSettings reads the default or the given file", "[settings]")
     }
     SECTION("the default user file is under ~/.config, or XDG_CONFIG_HOME")
     {
-        dir.write(".config/vmr/vmrd.toml", "log_level = \"debug\"\n");
+        writeFile(dir / ".config/vmr/vmrd.toml", "log_level = \"debug\"\n");
         auto s = loadSettings(Mode::User, std::nullopt, env);
         REQUIRE(s.ok());
         CHECK(s->configPath == dir.path() + "/.config/vmr/vmrd.toml");
         CHECK(s->logLevel == "debug");
 
         env.xdgConfigHome = dir.path() + "/xdg";
-        dir.write("xdg/vmr/vmrd.toml", "log_level = \"warn\"\n");
+        writeFile(dir / "xdg/vmr/vmrd.toml", "log_level = \"warn\"\n");
         s = loadSettings(Mode::User, std::nullopt, env);
         REQUIRE(s.ok());
         CHECK(s->configPath == dir.path() + "/xdg/vmr/vmrd.toml");
@@ -356,14 +322,14 @@ TEST_CASE("loadSettings reads the default or the given file", "[settings]")
     }
     SECTION("an explicit file is read, and its errors name it")
     {
-        dir.write("my.toml", "[qemu]\naccel = \"kvm\"\n");
+        writeFile(dir / "my.toml", "[qemu]\naccel = \"kvm\"\n");
         auto s = loadSettings(Mode::System, dir.path() + "/my.toml", env);
         REQUIRE(s.ok());
         CHECK(s->configPath == dir.path() + "/my.toml");
         CHECK(s->qemu.accel == "kvm");
         CHECK(s->stateDir == "/var/lib/vmr");
 
-        dir.write("bad.toml", "[qemu]\naccel = \"kvmm\"\n");
+        writeFile(dir / "bad.toml", "[qemu]\naccel = \"kvmm\"\n");
         s = loadSettings(Mode::System, dir.path() + "/bad.toml", env);
         REQUIRE_FALSE(s.ok());
         CHECK_THAT(s.error().message(), Catch::StartsWith(dir.path() + "/bad.toml:2:1: key \"qemu.accel\""));

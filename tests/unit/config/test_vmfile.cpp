@@ -1,3 +1,4 @@
+#include "catch.h"
 #include "config/vmfile.h"
 
 #include <catch2/catch.hpp>
@@ -14,6 +15,8 @@
 #include <vector>
 
 using namespace vmr;
+using vmr::test::TempDir;
+using vmr::test::writeFile;
 using namespace vmr::config;
 namespace fs = std::filesystem;
 
@@ -75,33 +78,6 @@ void compareOrUpdate(const fs::path& expectedPath, const std::string& got)
     CHECK(got == readFile(expectedPath));
 }
 
-class TempDir {
-public:
-    TempDir()
-    {
-        std::string tmpl = (fs::temp_directory_path() / "vmr-vmfile-test-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path_ = tmpl;
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const { return path_; }
-    void write(const std::string& rel, const std::string& text) const
-    {
-        auto p = fs::path(path_) / rel;
-        fs::create_directories(p.parent_path());
-        std::ofstream(p) << text;
-    }
-
-private:
-    std::string path_;
-};
-
 }  // namespace
 
 TEST_CASE("every example VMFile parses and resolves as expected", "[vmfile]")
@@ -151,68 +127,80 @@ TEST_CASE("the full multi-VM example has every field resolved", "[vmfile]")
     REQUIRE(f.ok());
     REQUIRE(f.vms.size() == 2);
     const auto& a = f.vms[0];
-    CHECK(a.name == "full-example");
-    CHECK(a.image.empty());
-    CHECK(a.imageUrl == "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img");
-    CHECK(a.vcpus == 4);
-    CHECK(a.memoryMib == 4096);
-    CHECK(a.diskGib == 40);
-    CHECK(a.network == "user");
-    CHECK(a.bridge.empty());
-    REQUIRE(a.cloudInit);
-    CHECK(a.cloudInit->hostname == "full-example");
-    CHECK(a.cloudInit->sshKey.empty());
-    REQUIRE(a.ssh);
-    CHECK(a.ssh->user == "ubuntu");
-    CHECK(a.ssh->privateKey.empty());
-    REQUIRE(a.provisioners.size() == 3);
-    CHECK(a.provisioners[1].kind == Provisioner::Kind::File);
-    CHECK(a.provisioners[1].source == "/work/project/config/motd");
-    CHECK(a.provisioners[1].destination == "/tmp/motd");
-    CHECK(a.backend == "qemu");
-    CHECK(a.accel.empty());
+    const model::VmSpec& as = a.spec;
+    CHECK(as.name == "full-example");
+    CHECK(as.image.empty());
+    CHECK(as.imageUrl == "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img");
+    CHECK(as.vcpus == 4);
+    CHECK(as.memoryMib == 4096);
+    CHECK(as.diskGib == 40);
+    CHECK(as.network.mode == model::NetMode::User);
+    CHECK(as.network.bridge.empty());
+    REQUIRE(a.hasCloudInit);
+    CHECK(as.cloudInit.hostname == "full-example");
+    CHECK(a.sshKeyFile.empty());
+    REQUIRE(a.hasSsh);
+    CHECK(as.cloudInit.user == "ubuntu");
+    CHECK(a.privateKey.empty());
+    REQUIRE(as.provision.size() == 3);
+    CHECK(as.provision[1].kind == model::ProvisionStep::Kind::File);
+    CHECK(as.provision[1].source == "/work/project/config/motd");
+    CHECK(as.provision[1].destination == "/tmp/motd");
+    CHECK(as.backend == model::Backend::Qemu);
+    CHECK_FALSE(as.accel);
+    CHECK(as.firmware == model::Firmware{});
+    CHECK_FALSE(as.vnc);
     CHECK(a.pos == kdl::Position{6, 1});
     const auto& b = f.vms[1];
-    CHECK(b.name == "database");
-    CHECK(b.image == "/work/project/images/debian-12.qcow2");
-    CHECK(b.network == "tap");
-    CHECK(b.bridge == "br-db");
-    CHECK(b.cloudInit->sshKey == "/home/ada/.ssh/id_ed25519.pub");
-    CHECK(b.cloudInit->userData == "/work/project/cloud/db-user-data.yaml");
-    CHECK(b.ssh->privateKey == "/home/ada/.ssh/id_ed25519");
-    REQUIRE(b.provisioners.size() == 1);
-    CHECK(b.provisioners[0].script == "/work/project/scripts/install-postgres.sh");
+    const model::VmSpec& bs = b.spec;
+    CHECK(bs.name == "database");
+    CHECK(bs.image == "/work/project/images/debian-12.qcow2");
+    CHECK(bs.network.mode == model::NetMode::Tap);
+    CHECK(bs.network.bridge == "br-db");
+    CHECK(b.sshKeyFile.empty());  // its user-data brings its own keys
+    CHECK(b.userDataFile == "/work/project/cloud/db-user-data.yaml");
+    CHECK(b.privateKey == "/home/ada/.ssh/id_ed25519");
+    REQUIRE(bs.provision.size() == 1);
+    CHECK(bs.provision[0].script == "/work/project/scripts/install-postgres.sh");
 }
 
 TEST_CASE("defaults follow vmctl", "[vmfile]")
 {
     auto f = parseOk("vm \"a\" {\n  image \"x.qcow2\"\n  ssh {\n  }\n  cloud-init {\n  }\n}\n");
     const auto& vm = f.vms[0];
-    CHECK(vm.vcpus == 1);
-    CHECK(vm.memoryMib == 1024);
-    CHECK_FALSE(vm.diskGib);
-    CHECK(vm.network == "user");
-    CHECK(vm.backend == "qemu");
-    CHECK(vm.ssh->user == "vm");
-    CHECK(vm.cloudInit->hostname == "a");
-    CHECK(parseOk("vm a { image x; network tap }").vms[0].bridge == "br0");
+    CHECK(vm.spec.vcpus == 1);
+    CHECK(vm.spec.memoryMib == 1024);
+    CHECK_FALSE(vm.spec.diskGib);
+    CHECK(vm.spec.network.mode == model::NetMode::User);
+    CHECK(vm.spec.backend == model::Backend::Qemu);
+    CHECK(vm.hasSsh);
+    CHECK(vm.spec.cloudInit.user.empty());  // empty: the default user, "vm"
+    CHECK(model::kDefaultSshUser == "vm");
+    CHECK(vm.hasCloudInit);
+    CHECK(vm.spec.cloudInit.hostname == "a");
+    CHECK(parseOk("vm a { image x; network tap }").vms[0].spec.network.bridge == "br0");
     // No cloud-init block, no ssh block: nothing is made up.
     auto bare = parseOk("vm a { image x }");
-    CHECK_FALSE(bare.vms[0].cloudInit);
-    CHECK_FALSE(bare.vms[0].ssh);
+    CHECK_FALSE(bare.vms[0].hasCloudInit);
+    CHECK(bare.vms[0].spec.cloudInit.hostname.empty());
+    CHECK_FALSE(bare.vms[0].hasSsh);
+    CHECK(bare.vms[0].spec.cloudInit == model::CloudInit{});
 }
 
 TEST_CASE("every error in a file is reported at once, in order", "[vmfile]")
 {
     auto f = parseVmFile("vm \"a\" {\n  vcpu 2\n  memory \"2G\"\n}\nvm \"a\" {\n  image \"x\"\n}\n",
                          "VMFile.kdl", options());
+    INFO(renderDiagnostics(f));
     REQUIRE(f.diagnostics.size() == 4);
     CHECK(f.diagnostics[0].line == 1);
-    CHECK(f.diagnostics[0].message == "vm \"a\" has no image");
+    CHECK(f.diagnostics[0].message == "vm \"a\": The VM has no image: give a local image or an image URL");
     CHECK(f.diagnostics[1].line == 2);
     CHECK(f.diagnostics[1].message == "Unknown field \"vcpu\" in vm \"a\"; did you mean \"vcpus\"?");
     CHECK(f.diagnostics[2].line == 3);
     CHECK(f.diagnostics[2].column == 10);
+    CHECK(f.diagnostics[2].message ==
+          "\"memory\" must be a whole number of MiB from 16 to 4194304, not the string \"2G\"");
     CHECK(f.diagnostics[2].hint == "Memory is a number of MiB, as in vmctl: write memory 2048");
     CHECK(f.diagnostics[3].line == 5);
     CHECK(f.diagnostics[3].message == "VM name \"a\" is used twice (first on line 1)");
@@ -247,7 +235,7 @@ TEST_CASE("~ needs a home folder", "[vmfile]")
     CHECK(f.diagnostics[0].message == "Cannot expand ~ in \"~/x.qcow2\": the home folder is not known");
     CHECK(f.diagnostics[0].column == 9);
     // `~user` is not expanded (as in vmctl): it is a relative path.
-    CHECK(parseOk("vm a { image \"~bob/x\" }").vms[0].image == "/work/project/~bob/x");
+    CHECK(parseOk("vm a { image \"~bob/x\" }").vms[0].spec.image == "/work/project/~bob/x");
 }
 
 TEST_CASE("JSON output of the resolved definition", "[vmfile]")
@@ -255,34 +243,49 @@ TEST_CASE("JSON output of the resolved definition", "[vmfile]")
     auto f = parseOk(
         "vm web {\n  image \"d.qcow2\"\n  network tap\n  ssh { user u; }\n"
         "  provision shell { inline \"ls\"; }\n  provision file { source a; destination \"/b\"; }\n}\n");
+    // The spec as vm.create takes it, and the files vmrctl reads as the caller.
     CHECK(
         renderJson(f) ==
-        "{\"file\":\"VMFile.kdl\",\"valid\":true,\"vms\":[{\"name\":\"web\",\"image\":\"/work/project/"
-        "d.qcow2\","
-        "\"image_url\":null,\"image_sha256\":null,\"vcpus\":1,\"memory_mib\":1024,\"disk_gib\":null,"
-        "\"network\":\"tap\",\"bridge\":\"br0\",\"backend\":\"qemu\",\"accel\":null,\"kernel\":null,"
-        "\"initrd\":null,\"cmdline\":null,\"cloud_init\":null,\"ssh\":{\"user\":\"u\",\"private_key\":null},"
-        "\"provisioners\":[{\"type\":\"shell\",\"inline\":\"ls\",\"script\":null},"
-        "{\"type\":\"file\",\"source\":\"/work/project/a\",\"destination\":\"/b\"}]}]}\n");
-    auto bad = parseVmFile("vm a {\n  vcpus 0\n}\n", "V.kdl", options());
+        "{\"file\":\"VMFile.kdl\",\"valid\":true,\"vms\":[{\"name\":\"web\",\"backend\":\"qemu\","
+        "\"image\":\"/work/project/d.qcow2\",\"image_url\":null,\"image_sha256\":null,\"vcpus\":1,"
+        "\"memory_mib\":1024,\"disk_gib\":null,\"network\":{\"mode\":\"tap\",\"bridge\":\"br0\"},"
+        "\"kernel\":null,\"initrd\":null,\"cmdline\":null,\"accel\":null,\"firmware\":\"bios\",\"vnc\":false,"
+        "\"ssh_user\":\"u\",\"ssh_authorized_keys\":[],\"user_data\":null,\"hostname\":null,"
+        "\"provision\":[{\"type\":\"shell\",\"inline\":\"ls\"},"
+        "{\"type\":\"file\",\"source\":\"/work/project/a\",\"destination\":\"/b\"}],"
+        "\"vmfile\":null,\"vmfile_sha256\":null,\"ssh_key_file\":null,\"user_data_file\":null,"
+        "\"private_key\":null}]}\n");
+    auto files = parseOk(
+        "vm db {\n  image-url \"https://example.org/d.qcow2\"\n  disk 8\n  accel kvm\n"
+        "  cloud-init { ssh-key \"k.pub\"; }\n  ssh { private-key \"~/.ssh/k\"; }\n}\n");
     CHECK(
-        renderJson(bad) ==
-        "{\"file\":\"V.kdl\",\"valid\":false,\"errors\":[{\"file\":\"V.kdl\",\"line\":1,\"column\":1,"
-        "\"message\":\"vm \\\"a\\\" has no image\",\"hint\":\"Add image \\\"disk.qcow2\\\" (a local file) or "
-        "image-url \\\"https://...\\\" (downloaded)\"},{\"file\":\"V.kdl\",\"line\":2,\"column\":9,"
-        "\"message\":\"\\\"vcpus\\\" expects a whole number from 1 to 1024, not 0\",\"hint\":\"Write it as: "
-        "vcpus 2\"}]}\n");
+        renderJson(files) ==
+        "{\"file\":\"VMFile.kdl\",\"valid\":true,\"vms\":[{\"name\":\"db\",\"backend\":\"qemu\","
+        "\"image\":null,\"image_url\":\"https://example.org/d.qcow2\",\"image_sha256\":null,\"vcpus\":1,"
+        "\"memory_mib\":1024,\"disk_gib\":8,\"network\":\"user\",\"kernel\":null,\"initrd\":null,"
+        "\"cmdline\":null,\"accel\":\"kvm\",\"firmware\":\"bios\",\"vnc\":false,\"ssh_user\":null,"
+        "\"ssh_authorized_keys\":[],\"user_data\":null,\"hostname\":\"db\",\"provision\":[],\"vmfile\":null,"
+        "\"vmfile_sha256\":null,\"ssh_key_file\":\"/work/project/k.pub\",\"user_data_file\":null,"
+        "\"private_key\":\"/home/ada/.ssh/k\"}]}\n");
+    auto bad = parseVmFile("vm a {\n  vcpus 0\n}\n", "V.kdl", options());
+    CHECK(renderJson(bad) ==
+          "{\"file\":\"V.kdl\",\"valid\":false,\"errors\":[{\"file\":\"V.kdl\",\"line\":1,\"column\":1,"
+          "\"message\":\"vm \\\"a\\\": The VM has no image: give a local image or an image URL\","
+          "\"hint\":\"Add image \\\"disk.qcow2\\\" (a local file) or image-url \\\"https://...\\\" "
+          "(downloaded)\"},{\"file\":\"V.kdl\",\"line\":2,\"column\":9,"
+          "\"message\":\"\\\"vcpus\\\" must be a whole number from 1 to 256, not 0\",\"hint\":\"Write it as: "
+          "vcpus 2\"}]}\n");
 }
 
 TEST_CASE("checkVmFile reads the file and the files it names", "[vmfile]")
 {
     TempDir dir;
-    dir.write(
-        "VMFile.kdl",
+    writeFile(
+        dir / "VMFile.kdl",
         "vm \"web\" {\n    image \"disk.qcow2\"\n    cloud-init {\n        user-data \"ud.yaml\"\n    }\n"
         "    provision \"shell\" {\n        script \"setup.sh\"\n    }\n}\n");
-    dir.write("disk.qcow2", "not really qcow2");
-    dir.write("ud.yaml", "#cloud-config\n");
+    writeFile(dir / "disk.qcow2", "not really qcow2");
+    writeFile(dir / "ud.yaml", "#cloud-config\n");
     fs::create_directories(fs::path(dir.path()) / "setup.sh");  // a folder, not a script
     std::string file = dir.path() + "/VMFile.kdl";
 
@@ -295,7 +298,7 @@ TEST_CASE("checkVmFile reads the file and the files it names", "[vmfile]")
                        "1 error in " + file + "\n");
 
     fs::remove(fs::path(dir.path()) / "setup.sh");
-    dir.write("setup.sh", "#!/bin/sh\n");
+    writeFile(dir / "setup.sh", "#!/bin/sh\n");
     r = checkVmFile(file, kHome, false);
     CHECK(r.exitCode == 0);
     CHECK(r.err.empty());
@@ -322,9 +325,74 @@ TEST_CASE("checkVmFile reads the file and the files it names", "[vmfile]")
 TEST_CASE("a relative VMFile path resolves against the working directory", "[vmfile]")
 {
     TempDir dir;
-    dir.write("sub/VMFile.kdl", "vm a { image \"../img.qcow2\" }\n");
+    writeFile(dir / "sub/VMFile.kdl", "vm a { image \"../img.qcow2\" }\n");
     auto f = loadVmFile(dir.path() + "/sub/./VMFile.kdl", kHome, false);
     REQUIRE(f.ok());
     CHECK(f.baseDir == dir.path() + "/sub");
-    CHECK(f.vms[0].image == dir.path() + "/img.qcow2");
+    CHECK(f.vms[0].spec.image == dir.path() + "/img.qcow2");
+}
+
+TEST_CASE("vmrctl check refuses what vmrd refuses, at the line of the field", "[vmfile]")
+{
+    TempDir dir;
+    writeFile(dir / "disk.qcow2", "not really qcow2");
+    writeFile(dir / "vmlinux", "not really a kernel");
+    std::string file = dir / "VMFile.kdl";
+    // `vmrctl check` on `text`: the exit code must be 1, and stderr is returned.
+    auto refused = [&](const std::string& text) {
+        writeFile(file, text);
+        auto r = checkVmFile(file, kHome, false);
+        CHECK(r.exitCode == 1);
+        CHECK(r.out.empty());
+        return r.err;
+    };
+
+    // Cross-field: what cloud-hypervisor cannot do, from model::validate.
+    CHECK(refused("vm web {\n    image \"disk.qcow2\"\n    backend \"chv\"\n    kernel \"vmlinux\"\n"
+                  "    network \"user\"\n}\n") ==
+          file + ":5:5: error: vm \"web\": cloud-hypervisor has no user-mode networking\n" +
+              " 5 |     network \"user\"\n" + "   |     ^\n" +
+              "  hint: Use network \"none\" or \"tap\" with backend \"chv\", or backend \"qemu\"\n" +
+              "1 error in " + file + "\n");
+    CHECK(refused("vm web {\n    image \"disk.qcow2\"\n    backend \"chv\"\n    kernel \"vmlinux\"\n"
+                  "    network \"none\"\n    vcpus 255\n    vnc #true\n}\n") ==
+          file + ":6:5: error: vm \"web\": cloud-hypervisor runs at most 254 vCPUs, not 255\n" +
+              " 6 |     vcpus 255\n" + "   |     ^\n" +
+              "  hint: Give fewer vCPUs, or use backend \"qemu\"\n" + file +
+              ":7:5: error: vm \"web\": cloud-hypervisor has no VNC server\n" + " 7 |     vnc #true\n" +
+              "   |     ^\n" + "  hint: Use the serial console\n" + "2 errors in " + file + "\n");
+    CHECK(refused("vm web {\n    image \"disk.qcow2\"\n    backend \"chv\"\n    network \"none\"\n"
+                  "    firmware \"uefi\"\n}\n") ==
+          file +
+              ":5:5: error: vm \"web\": cloud-hypervisor boots a firmware file or a kernel, not \"uefi\"\n" +
+              " 5 |     firmware \"uefi\"\n" + "   |     ^\n" +
+              "  hint: Give the path of rust-hypervisor-firmware or a CLOUDHV OVMF build, or a kernel\n" +
+              "1 error in " + file + "\n");
+
+    // One value out of the model's limits: at the value.
+    CHECK(refused("vm web {\n    image \"disk.qcow2\"\n    vcpus 300\n}\n") ==
+          file + ":3:11: error: \"vcpus\" must be a whole number from 1 to 256, not 300\n" +
+              " 3 |     vcpus 300\n" + "   |           ^\n" + "  hint: Write it as: vcpus 2\n" +
+              "1 error in " + file + "\n");
+    CHECK(refused("vm web {\n    image \"disk.qcow2\"\n    memory 8\n}\n") ==
+          file + ":3:12: error: \"memory\" must be a whole number of MiB from 16 to 4194304, not 8\n" +
+              " 3 |     memory 8\n" + "   |            ^\n" + "  hint: Write it as: memory 2048\n" +
+              "1 error in " + file + "\n");
+    CHECK(
+        refused("vm web {\n    image \"disk.qcow2\"\n    disk 65537\n}\n")
+            .starts_with(
+                file + ":3:10: error: \"disk\" must be a whole number of GiB from 1 to 65536, not 65537\n"));
+
+    // The limits themselves are accepted.
+    writeFile(file, "vm web {\n    image \"disk.qcow2\"\n    vcpus 256\n    memory 16\n    disk 65536\n}\n");
+    auto ok = checkVmFile(file, kHome, false);
+    INFO(ok.err);
+    CHECK(ok.exitCode == 0);
+    writeFile(file,
+              "vm web {\n    image \"disk.qcow2\"\n    backend \"chv\"\n    kernel \"vmlinux\"\n    network "
+              "\"none\"\n"
+              "    vcpus 254\n    memory 4194304\n}\n");
+    ok = checkVmFile(file, kHome, false);
+    INFO(ok.err);
+    CHECK(ok.exitCode == 0);
 }

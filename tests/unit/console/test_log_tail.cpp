@@ -1,6 +1,6 @@
 // vm.log's tailFile(): the last lines of the end of a file, read from its end.
 
-#include "vmrd/console_methods.h"
+#include "api/console.h"
 
 #include <catch2/catch.hpp>
 
@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-using vmr::vmrd::tailFile;
+using vmr::api::tailFile;
 
 namespace {
 

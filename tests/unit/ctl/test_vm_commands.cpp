@@ -15,9 +15,14 @@ TEST_CASE("create maps vmctl's flags onto vm.create", "[vmrctl]")
                                "--memory=512", "--disk", "4", "--network", "none", "--start"});
     REQUIRE(inv.ok());
     CHECK(inv->method == "vm.create");
-    CHECK(inv->start);
-    CHECK(inv->params ==
-          R"({"name":"web","image":"/img/base.qcow2","vcpus":2,"memory":512,"disk":4,"network":"none"})");
+    // --start: created and started in one vm.create call.
+    CHECK(
+        inv->params ==
+        R"({"name":"web","image":"/img/base.qcow2","vcpus":2,"memory_mib":512,"disk_gib":4,"network":"none",)"
+        R"("start":true})");
+    auto noStart = parseVmCommand({"create", "--name", "web", "--image=/img/base.qcow2"});
+    REQUIRE(noStart.ok());
+    CHECK(noStart->params == R"({"name":"web","image":"/img/base.qcow2"})");
 }
 
 TEST_CASE("create sends local paths as absolute paths", "[vmrctl]")

@@ -1,37 +1,24 @@
 // vmrctl up/down/reload/provision: parsing, reading the VMFile as the caller, the params sent
 // to vmrd, the output prefixed by VM name, and `status`'s vmfile_changed.
 
+#include "catch.h"
 #include "vmfile_commands.h"
 
-#include <catch2/catch.hpp>
 #include <simdjson.h>
 
-#include <stdlib.h>
-
 #include <filesystem>
-#include <fstream>
 
 using namespace vmr::ctl;
+using vmr::test::TempDir;
 
 namespace {
 
-struct Dir {
-    std::string path;
-    Dir()
-    {
-        char tmpl[] = "/tmp/vmr-vf-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~Dir() { std::filesystem::remove_all(path); }
-    std::string write(const std::string& name, const std::string& text) const
-    {
-        std::string p = path + "/" + name;
-        std::filesystem::create_directories(std::filesystem::path(p).parent_path());
-        std::ofstream(p) << text;
-        return p;
-    }
-};
+// Writes `text` to `name` in the folder, and returns the file's path.
+std::string put(const TempDir& d, const std::string& name, const std::string& text)
+{
+    vmr::test::writeFile(d / name, text);
+    return d / name;
+}
 
 const char* kTwoVms = R"(vm web {
     image "base.img"
@@ -40,7 +27,6 @@ const char* kTwoVms = R"(vm web {
     cmdline "console=ttyS0"
     cloud-init {
         ssh-key "keys/id.pub"
-        user-data "user-data.yaml"
     }
     ssh {
         user "ada"
@@ -62,14 +48,14 @@ vm db {
 )";
 
 // A folder with a valid two-VM VMFile and every file it names.
-std::string twoVmProject(const Dir& d)
+std::string twoVmProject(const TempDir& d)
 {
-    d.write("base.img", "raw");
-    d.write("vmlinux", "kernel");
-    d.write("keys/id.pub", "# my key\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample ada@host\n");
-    d.write("user-data.yaml", "#cloud-config\nhostname: x\n");
-    d.write("conf/a.conf", "a=1\n");
-    return d.write("VMFile.kdl", kTwoVms);
+    put(d, "base.img", "raw");
+    put(d, "vmlinux", "kernel");
+    put(d, "keys/id.pub", "# my key\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample ada@host\n");
+    put(d, "user-data.yaml", "#cloud-config\nhostname: x\n");
+    put(d, "conf/a.conf", "a=1\n");
+    return put(d, "VMFile.kdl", kTwoVms);
 }
 
 simdjson::dom::element parse(simdjson::dom::parser& p, const std::string& json)
@@ -167,20 +153,20 @@ TEST_CASE("sha256Hex is SHA-256 in lowercase hex", "[vmfile]")
 
 TEST_CASE("a VMFile is read as the caller, hashed and filtered by name", "[vmfile]")
 {
-    Dir d;
+    TempDir d;
     std::string file = twoVmProject(d);
     auto all = loadVmfile(file, "/home/ada", true, {});
     REQUIRE(all.ok());
     CHECK(all->path == file);
     CHECK(all->sha256 == sha256Hex(kTwoVms));
     REQUIRE(all->vms.size() == 2);
-    CHECK(all->vms[0].name == "web");
-    CHECK(all->vms[0].image == d.path + "/base.img");  // relative to the VMFile's folder
+    CHECK(all->vms[0].spec.name == "web");
+    CHECK(all->vms[0].spec.image == d.path() + "/base.img");  // relative to the VMFile's folder
 
     auto one = loadVmfile(file, "/home/ada", true, {"db"});
     REQUIRE(one.ok());
     REQUIRE(one->vms.size() == 1);
-    CHECK(one->vms[0].name == "db");
+    CHECK(one->vms[0].spec.name == "db");
 
     auto unknown = loadVmfile(file, "/home/ada", true, {"cache"});
     REQUIRE(!unknown.ok());
@@ -190,17 +176,17 @@ TEST_CASE("a VMFile is read as the caller, hashed and filtered by name", "[vmfil
 
 TEST_CASE("a relative --file is made absolute; a missing VMFile says where to look", "[vmfile]")
 {
-    Dir d;
+    TempDir d;
     twoVmProject(d);
     auto cwd = std::filesystem::current_path();
-    std::filesystem::current_path(d.path);
+    std::filesystem::current_path(d.path());
     auto rel = loadVmfile("./sub/../VMFile.kdl", "", true, {});
     auto missing = loadVmfile("VMFile.kdl.nope", "", true, {});
-    std::filesystem::remove(d.path + "/VMFile.kdl");
+    std::filesystem::remove(d.path() + "/VMFile.kdl");
     auto none = loadVmfile("VMFile.kdl", "", true, {});
     std::filesystem::current_path(cwd);
     REQUIRE(rel.ok());
-    CHECK(rel->path == d.path + "/VMFile.kdl");
+    CHECK(rel->path == d.path() + "/VMFile.kdl");
     REQUIRE(!missing.ok());
     CHECK_THAT(missing.error().what(), Catch::Contains("Cannot read the VMFile VMFile.kdl.nope"));
     CHECK(missing.error().hint() == "Check the path given to --file");
@@ -210,22 +196,22 @@ TEST_CASE("a relative --file is made absolute; a missing VMFile says where to lo
 
 TEST_CASE("an invalid VMFile is refused with every diagnostic; down does not need its files", "[vmfile]")
 {
-    Dir d;
-    std::string bad = d.write("VMFile.kdl", "vm web {\n    image \"base.img\"\n    vcpu 2\n}\n");
+    TempDir d;
+    std::string bad = put(d, "VMFile.kdl", "vm web {\n    image \"base.img\"\n    vcpu 2\n}\n");
     auto r = loadVmfile(bad, "", true, {});
     REQUIRE(!r.ok());
     CHECK_THAT(r.error().message(), Catch::Contains("VMFile.kdl:3:5: error: Unknown field \"vcpu\""));
     CHECK_THAT(r.error().message(), Catch::Contains("base.img"));  // the missing image, reported too
     CHECK_THAT(r.error().hint(), Catch::Contains("vmrctl check"));
 
-    std::string gone = d.write("V2.kdl", "vm web {\n    image \"base.img\"\n}\n");
+    std::string gone = put(d, "V2.kdl", "vm web {\n    image \"base.img\"\n}\n");
     CHECK(!loadVmfile(gone, "", true, {}).ok());
     CHECK(loadVmfile(gone, "", false, {}).ok());
 }
 
 TEST_CASE("vm.create params carry the key line, the user-data and the steps", "[vmfile]")
 {
-    Dir d;
+    TempDir d;
     std::string file = twoVmProject(d);
     auto f = loadVmfile(file, "", true, {});
     REQUIRE(f.ok());
@@ -233,53 +219,96 @@ TEST_CASE("vm.create params carry the key line, the user-data and the steps", "[
     REQUIRE(web.ok());
     simdjson::dom::parser p;
     auto w = parse(p, *web);
+    // The whole spec, every member written: null (or empty) for what is not set.
     CHECK(str(w["name"]) == "web");
-    CHECK(str(w["image"]) == d.path + "/base.img");
-    CHECK(w["image_url"].error() == simdjson::NO_SUCH_FIELD);
-    CHECK(uint64_t(w["memory"]) == 256);
+    CHECK(str(w["image"]) == d.path() + "/base.img");
+    CHECK(w["image_url"].is_null());
+    CHECK(uint64_t(w["memory_mib"]) == 256);
     CHECK(uint64_t(w["vcpus"]) == 1);
-    CHECK(w["disk"].error() == simdjson::NO_SUCH_FIELD);
+    CHECK(w["disk_gib"].is_null());
     CHECK(str(w["network"]) == "user");
-    CHECK(str(w["kernel"]) == d.path + "/vmlinux");
+    CHECK(str(w["kernel"]) == d.path() + "/vmlinux");
     CHECK(str(w["cmdline"]) == "console=ttyS0");
-    CHECK(w["backend"].error() == simdjson::NO_SUCH_FIELD);
+    CHECK(str(w["backend"]) == "qemu");
     CHECK(str(w["ssh_user"]) == "ada");
     CHECK(str(w["hostname"]) == "web");
     CHECK(simdjson::to_string(w["ssh_authorized_keys"]) ==
           R"(["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample ada@host"])");
-    CHECK(str(w["user_data"]) == "#cloud-config\nhostname: x\n");
+    CHECK(w["user_data"].is_null());
     CHECK(simdjson::to_string(w["provision"]) ==
-          R"([{"type":"shell","inline":"echo hi"},{"type":"file","source":")" + d.path +
+          R"([{"type":"shell","inline":"echo hi"},{"type":"file","source":")" + d.path() +
               R"(/conf/a.conf","destination":"/etc/a.conf"}])");
     CHECK(str(w["vmfile"]) == file);
     CHECK(str(w["vmfile_sha256"]) == f->sha256);
+    // The files vmrctl read are not sent by name.
+    for (const char* local : {"ssh_key_file", "user_data_file", "private_key"})
+        CHECK(w[local].error() == simdjson::NO_SUCH_FIELD);
 
     auto db = createParamsJson(f->vms[1], f->path, f->sha256);
     REQUIRE(db.ok());
     simdjson::dom::parser p2;
     auto b = parse(p2, *db);
     CHECK(str(b["image_url"]) == "https://example.org/db.qcow2");
-    CHECK(uint64_t(b["disk"]) == 4);
+    CHECK(uint64_t(b["disk_gib"]) == 4);
     CHECK(uint64_t(b["vcpus"]) == 2);
     CHECK(str(b["network"]) == "none");
-    for (const char* absent :
-         {"image", "kernel", "ssh_user", "hostname", "ssh_authorized_keys", "user_data", "provision"})
-        CHECK(b[absent].error() == simdjson::NO_SUCH_FIELD);
+    for (const char* unset : {"image", "kernel", "ssh_user", "hostname", "user_data"}) {
+        INFO(unset);
+        CHECK(b[unset].is_null());
+    }
+    CHECK(simdjson::to_string(b["ssh_authorized_keys"]) == "[]");
+    CHECK(simdjson::to_string(b["provision"]) == "[]");
+
+    // A user-data file is read and sent as text.
+    std::string raw = put(d, "raw.kdl",
+                          "vm raw {\n    image \"base.img\"\n    cloud-init {\n"
+                          "        user-data \"user-data.yaml\"\n    }\n}\n");
+    auto r = loadVmfile(raw, "", true, {});
+    REQUIRE(r.ok());
+    auto rawParams = createParamsJson(r->vms[0], r->path, r->sha256);
+    REQUIRE(rawParams.ok());
+    simdjson::dom::parser p3;
+    auto u = parse(p3, *rawParams);
+    CHECK(str(u["user_data"]) == "#cloud-config\nhostname: x\n");
+    CHECK(u["ssh_user"].is_null());
+    CHECK(simdjson::to_string(u["ssh_authorized_keys"]) == "[]");
+}
+
+TEST_CASE("vm.create params are checked as vmrd checks them", "[vmfile]")
+{
+    TempDir d;
+    twoVmProject(d);
+    // Raw user-data together with a key: vmrd would refuse it, so it is not sent.
+    vmr::config::VmDefinition both;
+    both.spec.name = "both";
+    both.spec.image = d.path() + "/base.img";
+    both.sshKeyFile = d.path() + "/keys/id.pub";
+    both.userDataFile = d.path() + "/user-data.yaml";
+    auto r = createParamsJson(both, "", "");
+    REQUIRE(!r.ok());
+    CHECK(r.error().kind() == vmr::ErrorKind::InvalidParams);
+    CHECK(r.error().message() == "VM \"both\": Raw user-data cannot be combined with SSH keys");
+    CHECK_THAT(r.error().hint(), Catch::Contains("user-data"));
+    both.sshKeyFile.clear();
+    // A user is whom `vmrctl ssh` logs in as: the user-data creates it.
+    both.spec.cloudInit.user = "ada";
+    CHECK(createParamsJson(both, "", "").ok());
+    both.spec.cloudInit.user.clear();
+    CHECK(createParamsJson(both, "", "").ok());
 }
 
 TEST_CASE("a private key given as ssh-key is refused with the .pub to use", "[vmfile]")
 {
-    Dir d;
+    TempDir d;
     twoVmProject(d);
-    d.write("keys/id.pub",
-            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\n");
-    auto f = loadVmfile(d.path + "/VMFile.kdl", "", true, {"web"});
+    put(d, "keys/id.pub", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\n");
+    auto f = loadVmfile(d.path() + "/VMFile.kdl", "", true, {"web"});
     REQUIRE(f.ok());
     auto r = createParamsJson(f->vms[0], f->path, f->sha256);
     REQUIRE(!r.ok());
     CHECK_THAT(r.error().message(), Catch::Contains("is a private key"));
     CHECK_THAT(r.error().hint(), Catch::Contains("id.pub.pub"));
-    d.write("keys/id.pub", "hello\n");
+    put(d, "keys/id.pub", "hello\n");
     r = createParamsJson(f->vms[0], f->path, f->sha256);
     REQUIRE(!r.ok());
     CHECK_THAT(r.error().message(), Catch::Contains("is not an OpenSSH public key"));
@@ -289,7 +318,7 @@ TEST_CASE("a private key given as ssh-key is refused with the .pub to use", "[vm
 
 TEST_CASE("the params of vmfile.up, vmfile.down and vmfile.provision", "[vmfile]")
 {
-    Dir d;
+    TempDir d;
     std::string file = twoVmProject(d);
     auto f = loadVmfile(file, "", true, {});
     REQUIRE(f.ok());
@@ -318,8 +347,8 @@ TEST_CASE("the params of vmfile.up, vmfile.down and vmfile.provision", "[vmfile]
 
 TEST_CASE("ssh without a name takes the VMFile's only VM", "[vmfile]")
 {
-    Dir d;
-    std::string one = d.write("one.kdl", "vm solo {\n    image \"/nonexistent.img\"\n}\n");
+    TempDir d;
+    std::string one = put(d, "one.kdl", "vm solo {\n    image \"/nonexistent.img\"\n}\n");
     auto sole = soleVmName(one, "");
     REQUIRE(sole.ok());
     CHECK(*sole == "solo");
@@ -328,7 +357,7 @@ TEST_CASE("ssh without a name takes the VMFile's only VM", "[vmfile]")
     REQUIRE(!several.ok());
     CHECK_THAT(several.error().message(), Catch::Contains("defines 2 VMs (web, db)"));
     CHECK_THAT(several.error().hint(), Catch::Contains("vmrctl ssh web"));
-    auto none = soleVmName(d.path + "/missing.kdl", "");
+    auto none = soleVmName(d.path() + "/missing.kdl", "");
     REQUIRE(!none.ok());
     CHECK_THAT(none.error().what(), Catch::Contains("Cannot read the VMFile"));
 }
@@ -377,12 +406,12 @@ TEST_CASE("notifications of a vmfile call render as prefixed lines", "[vmfile]")
 
 TEST_CASE("status says whether the VMFile changed since the VM was created", "[vmfile]")
 {
-    Dir d;
-    std::string file = d.write("VMFile.kdl", "vm a {\n    image \"x\"\n}\n");
+    TempDir d;
+    std::string file = put(d, "VMFile.kdl", "vm a {\n    image \"x\"\n}\n");
     std::string sha = sha256Hex("vm a {\n    image \"x\"\n}\n");
     std::string status = R"({"name":"a","vmfile":")" + file + R"(","vmfile_sha256":")" + sha + "\"}";
     CHECK(withVmfileChanged(status) == status.substr(0, status.size() - 1) + ",\"vmfile_changed\":false}");
-    d.write("VMFile.kdl", "vm a {\n    image \"y\"\n}\n");
+    put(d, "VMFile.kdl", "vm a {\n    image \"y\"\n}\n");
     CHECK(withVmfileChanged(status) == status.substr(0, status.size() - 1) + ",\"vmfile_changed\":true}");
     std::filesystem::remove(file);
     CHECK(withVmfileChanged(status) == status.substr(0, status.size() - 1) + ",\"vmfile_changed\":null}");

@@ -1,10 +1,10 @@
 // vmrctl's image commands: argument parsing, sizes, the progress meter, and a whole
 // `image pull` against a real rpc::Server running the image methods in another thread.
 
+#include "../api/world.h"
 #include "base/json.h"
 #include "http_server.h"
 #include "image_commands.h"
-#include "vmrd/image_methods.h"
 
 #include <catch2/catch.hpp>
 
@@ -105,44 +105,37 @@ public:
         thread_.join();
     }
     bool ok() const { return ready_; }
+    const std::string& imagesDir() const { return imagesDir_; }
 
 private:
     void run()
     {
-        auto r = reactor::Reactor::create();
+        test::World world([](image::CacheConfig& c) { c.progressInterval = 1ms; });
         auto l = reactor::listenUnix(socket_, 0600);
-        if (!r || !l) {
+        if (!l) {
             failed_ = true;
             return;
         }
-        image::CacheConfig cfg;
-        cfg.dir = dir_ + "/images";
-        const char* fetch = std::getenv("VMR_FETCH");
-        cfg.fetchProgram = fetch != nullptr ? fetch : "vmr-fetch";
-        cfg.progressInterval = 1ms;
         {
-            image::Cache cache(**r, cfg);
-            rpc::Server server(**r, std::move(*l), rpc::Limits{});
-            vmrd::ImageHooks hooks;
-            hooks.publish = [&server](std::string_view topic, std::string_view fields) {
+            rpc::Server server(*world.r, std::move(*l), rpc::Limits{});
+            // Events go out as the daemon publishes them: {topic, members...}.
+            world.services->publish = [&server](std::string_view topic, std::string_view,
+                                                std::string_view fields) {
                 std::string params = "{\"topic\":" + json::quote(topic) + "," + std::string(fields) + "}";
                 server.publish(topic, "", params);
             };
-            vmrd::registerImageMethods(server, cache, std::move(hooks));
-            server.addMethod(
-                "events.subscribe",
-                rpc::Method{.sync = [](const rpc::Call&) -> Result<std::string> { return std::string("{}"); },
-                            .after = [](rpc::Server& s, uint64_t conn,
-                                        const rpc::Params&) { s.subscribe(conn, {"image.progress"}, ""); }});
+            api::registerImageActions(server, *world.services);
+            api::registerDaemonActions(server, *world.services);
+            imagesDir_ = world.layout->imagesDir();
             ready_ = true;
             // Short turns: nothing on the loop wakes it when stop_ is set from the test's thread.
-            while (!stop_) (*r)->runUntil([this] { return stop_.load(); }, 50ms);
+            while (!stop_) world.r->runUntil([this] { return stop_.load(); }, 50ms);
             server.shutdown();
-            (*r)->runUntil([&] { return cache.idle(); }, 10s);
+            world.r->runUntil([&] { return world.cache->idle(); }, 10s);
         }
     }
 
-    std::string dir_, socket_;
+    std::string dir_, socket_, imagesDir_;
     std::thread thread_;
     std::atomic<bool> ready_{false}, failed_{false}, stop_{false};
 };
@@ -157,10 +150,12 @@ TEST_CASE("vmrctl image pull shows progress as plain lines and prints the image"
     vmr::image::test::HttpServer http;
     http.addFile("slow.img", std::string(1 << 20, 'x'));
     std::string out;
+    std::string imagesDir;
     int code = -1;
     {
         ServerThread vmrd(dir, dir + "/s.sock");
         REQUIRE(vmrd.ok());
+        imagesDir = vmrd.imagesDir();
         auto inv = parseImageCommand({"image", "pull", http.url("slow", "slow.img")});
         REQUIRE(inv);
         ImageIo io;
@@ -196,6 +191,6 @@ TEST_CASE("vmrctl image pull shows progress as plain lines and prints the image"
     }
     CHECK(code == 0);
     CHECK_THAT(out, Catch::StartsWith("slow.img: raw, 1.0 MiB (virtual 1.0 MiB), sha256 "));
-    CHECK_THAT(out, Catch::Contains(dir + "/images/slow.img\n"));
+    CHECK_THAT(out, Catch::Contains(imagesDir + "/slow.img\n"));
     std::filesystem::remove_all(dir);
 }

@@ -1,8 +1,8 @@
 // image.pull, image.list, image.inspect and image.remove through a real rpc::Server on a unix
 // socket, with the real cache, vmr-fetch and a loopback HTTP server.
 
+#include "../api/world.h"
 #include "http_server.h"
-#include "vmrd/image_methods.h"
 
 #include <catch2/catch.hpp>
 
@@ -22,41 +22,22 @@ using vmr::image::test::HttpServer;
 namespace {
 
 struct Fixture {
-    std::string dir;
-    std::unique_ptr<reactor::Reactor> reactor;
-    std::unique_ptr<image::Cache> cache;
+    test::World world{[](image::CacheConfig& c) { c.progressInterval = 1ms; }};
+    std::string dir = world.dir.path();
+    reactor::Reactor* reactor = world.r.get();
     std::unique_ptr<rpc::Server> server;
-    std::vector<std::string> events;
-    std::vector<std::string> users;  // what usedBy answers
+    std::vector<std::string>& events = world.published;
     int fd = -1;
     std::string buf;
     int nextId = 1;
 
     Fixture()
     {
-        char tmpl[] = "/tmp/vmr-imgrpc-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        dir = tmpl;
-        auto r = reactor::Reactor::create();
-        REQUIRE(r);
-        reactor = std::move(*r);
-        image::CacheConfig cfg;
-        cfg.dir = dir + "/images";
-        const char* fetch = std::getenv("VMR_FETCH");
-        cfg.fetchProgram = fetch != nullptr ? fetch : "vmr-fetch";
-        cfg.progressInterval = 1ms;
-        cache = std::make_unique<image::Cache>(*reactor, cfg);
-        REQUIRE(cache->open());
         std::string path = dir + "/s.sock";
         auto l = reactor::listenUnix(path, 0600);
         REQUIRE(l);
         server = std::make_unique<rpc::Server>(*reactor, std::move(*l), rpc::Limits{});
-        vmrd::ImageHooks hooks;
-        hooks.publish = [this](std::string_view topic, std::string_view fields) {
-            events.push_back(std::string(topic) + " " + std::string(fields));
-        };
-        hooks.usedBy = [this](const std::string&) { return users; };
-        vmrd::registerImageMethods(*server, *cache, std::move(hooks));
+        api::registerImageActions(*server, *world.services);
 
         fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         sockaddr_un addr{};
@@ -68,11 +49,20 @@ struct Fixture {
     {
         ::close(fd);
         server.reset();
-        cache.reset();
         (void)reactor->runFor(100ms);
-        reactor.reset();
-        std::error_code ec;
-        std::filesystem::remove_all(dir, ec);
+    }
+
+    // A VM whose base is `image`: its record, loaded as at a vmrd start.
+    void addVmUsing(const std::string& name, const std::string& image)
+    {
+        store::VmRecord rec;
+        rec.spec.name = name;
+        rec.spec.image = image;
+        rec.spec.network.mode = model::NetMode::None;
+        rec.runtime.id = "0000beef";
+        rec.runtime.state = model::VmState::Prepared;
+        REQUIRE(world.store->save(rec));
+        REQUIRE(test::finish(*reactor, world.manager->adoptAll({rec})));
     }
 
     // Send one request and run the loop until its reply line arrives.
@@ -128,24 +118,24 @@ TEST_CASE("image methods: pull with progress events, list, inspect, remove")
 
     auto listed = f.call("image.list", "{}");
     CHECK_THAT(listed, Catch::Contains("{\"images\":[{\"path\":\"" + f.dir +
-                                       "/images/d1\",\"version\":1,\"name\":\"d1\""));
+                                       "/state/images/d1\",\"version\":1,\"name\":\"d1\""));
 
     auto byName = f.call("image.inspect", "{\"path\":\"d1\"}");
     CHECK_THAT(byName, Catch::Contains("\"format\":\"raw\",\"virtual_size\":262144"));
     CHECK_THAT(byName, Catch::Contains("\"backing_file\":null"));
-    auto byPath = f.call("image.inspect", "{\"path\":\"" + f.dir + "/images/d1\"}");
+    auto byPath = f.call("image.inspect", "{\"path\":\"" + f.dir + "/state/images/d1\"}");
     CHECK_THAT(byPath, Catch::Contains("\"format\":\"raw\""));
     auto relative = f.call("image.inspect", "{\"path\":\"images/d1\"}");
     CHECK_THAT(relative, Catch::Contains("\"kind\":\"invalid_argument\""));
     CHECK_THAT(relative, Catch::Contains("absolute path"));
 
-    f.users = {"web"};
+    f.addVmUsing("web", f.dir + "/state/images/d1");
     auto refused = f.call("image.remove", "{\"name\":\"d1\"}");
     CHECK_THAT(refused, Catch::Contains("\"kind\":\"busy\""));
     CHECK_THAT(refused, Catch::Contains("VM web"));
-    CHECK(std::filesystem::exists(f.dir + "/images/d1"));
+    CHECK(std::filesystem::exists(f.dir + "/state/images/d1"));
 
-    f.users.clear();
+    REQUIRE(test::finish(*f.reactor, f.world.manager->destroy("web")));
     auto removed = f.call("image.remove", "{\"name\":\"d1\"}");
     CHECK_THAT(removed, Catch::Contains("\"result\":{\"removed\":\"d1\""));
     CHECK_THAT(f.call("image.list", "{}"), Catch::Contains("{\"images\":[]}"));
@@ -167,5 +157,5 @@ TEST_CASE("image methods: bad params are refused with the parameter named")
     CHECK_THAT(sha, Catch::Contains("64 hexadecimal digits"));
     auto missing = f.call("image.pull", "{\"url\":\"http://127.0.0.1:1/a.img\"}");
     CHECK_THAT(missing, Catch::Contains("\"kind\":\"image.download_failed\""));
-    CHECK(std::filesystem::is_empty(f.dir + "/images"));
+    CHECK(std::filesystem::is_empty(f.dir + "/state/images"));
 }

@@ -1,3 +1,4 @@
+#include "catch.h"
 #include "image/qemu_img.h"
 
 #include <catch2/catch.hpp>
@@ -15,6 +16,7 @@
 
 using namespace std::chrono_literals;
 using namespace vmr;
+using vmr::test::TempDir;
 using namespace vmr::image;
 using vmr::reactor::Reactor;
 using vmr::reactor::Task;
@@ -38,33 +40,6 @@ T runTask(Reactor& r, Task<T> t)
     REQUIRE(r.runUntil([&] { return t.done(); }, 30s));
     return t.result();
 }
-
-class TempDir {
-public:
-    TempDir()
-    {
-        std::string tmpl = std::filesystem::temp_directory_path() / "vmr-image-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path_ = tmpl;
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-    const std::string& path() const { return path_; }
-    std::vector<std::string> entries() const
-    {
-        std::vector<std::string> out;
-        for (const auto& e : std::filesystem::directory_iterator(path_)) out.push_back(e.path().filename());
-        std::sort(out.begin(), out.end());
-        return out;
-    }
-
-private:
-    std::string path_;
-};
 
 // Run a helper program (qemu-img, qemu-io) to completion on the reactor; REQUIREs exit 0.
 std::string tool(Reactor& r, std::vector<std::string> argv)
@@ -255,7 +230,7 @@ TEST_CASE("createOverlay: a larger size resizes; a smaller one is refused before
     auto r = makeReactor();
     TempDir dir;
     std::string base = makeBase(*r, dir, "qcow2", 16 * kMiB);
-    auto before = dir.entries();
+    auto before = vmr::test::listDir(dir.path());
 
     auto grown = runTask(*r, createOverlay(*r, base, dir / "big.qcow2", 2 * kGiB));
     REQUIRE(grown);
@@ -291,7 +266,7 @@ TEST_CASE("createOverlay: missing base, existing overlay, and failures leave not
     CHECK(missing.error().kind() == ErrorKind::NotFound);
     CHECK(missing.error().message() == "Base image " + (dir / "gone.raw") + " does not exist");
     CHECK(!missing.error().hint().empty());
-    CHECK(dir.entries().empty());
+    CHECK(vmr::test::listDir(dir.path()).empty());
 
     std::string base = makeBase(*r, dir, "raw", 4 * kMiB);
     std::string existing = dir / "keep.qcow2";
@@ -313,7 +288,7 @@ TEST_CASE("createOverlay: missing base, existing overlay, and failures leave not
     auto notImage = runTask(*r, createOverlay(*r, dir / "sub", dir / "x.qcow2", std::nullopt));
     REQUIRE(!notImage);
     CHECK(!std::filesystem::exists(dir / "x.qcow2"));
-    CHECK(dir.entries() == std::vector<std::string>{"base.raw", "keep.qcow2", "sub"});
+    CHECK(vmr::test::listDir(dir.path()) == std::vector<std::string>{"base.raw", "keep.qcow2", "sub"});
 }
 
 TEST_CASE("qemu-img missing from PATH is ToolMissing, with a hint to install qemu-utils")

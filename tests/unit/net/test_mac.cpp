@@ -68,8 +68,8 @@ TEST_CASE("findDuplicateMacs")
 {
     auto rec = [](std::string name, std::string mac) {
         store::VmRecord r;
-        r.name = std::move(name);
-        r.mac = std::move(mac);
+        r.spec.name = std::move(name);
+        r.runtime.mac = std::move(mac);
         return r;
     };
     std::vector<store::VmRecord> none = {rec("a", "52:54:00:00:00:01"), rec("b", "52:54:00:00:00:02"),

@@ -9,21 +9,23 @@ using namespace vmr;
 using namespace vmr::net;
 using Args = std::vector<std::string>;
 
-TEST_CASE("parseNetMode")
+TEST_CASE("network modes are the model's words")
 {
-    CHECK(*parseNetMode("user") == NetMode::User);
-    CHECK(*parseNetMode("tap") == NetMode::Tap);
-    CHECK(*parseNetMode("none") == NetMode::None);
-    for (NetMode m : {NetMode::User, NetMode::Tap, NetMode::None}) CHECK(*parseNetMode(netModeName(m)) == m);
+    CHECK(*model::parseWord<NetMode>("user") == NetMode::User);
+    CHECK(*model::parseWord<NetMode>("tap") == NetMode::Tap);
+    CHECK(*model::parseWord<NetMode>("none") == NetMode::None);
+    for (NetMode m : {NetMode::User, NetMode::Tap, NetMode::None})
+        CHECK(*model::parseWord<NetMode>(model::wordOf(m)) == m);
 
     for (const char* bad : {"", "User", "bridge", "slirp", "user "}) {
         INFO(bad);
-        auto r = parseNetMode(bad);
+        auto r = model::parseWord<NetMode>(bad);
         REQUIRE(!r);
         CHECK(r.error().kind() == ErrorKind::InvalidArgument);
-        CHECK(r.error().message() == "Unknown network mode \"" + std::string(bad) + "\"");
-        CHECK(r.error().hint() == "Use one of: user, tap, none");
+        CHECK(r.error().message() ==
+              "Unknown network \"" + std::string(bad) + "\"; expected \"user\", \"tap\" or \"none\"");
     }
+    CHECK(model::parseWord<NetMode>("usr").error().hint() == "Did you mean \"user\"?");
 }
 
 TEST_CASE("checkSupported: TAP is not supported yet")

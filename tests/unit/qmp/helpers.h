@@ -3,6 +3,7 @@
 // Shared by the QMP client tests: a reactor on the backend VMR_REACTOR selects, a scripted QMP
 // peer on the far end of a socketpair, and a way to drive tasks.
 
+#include "catch.h"
 #include "qmp/client.h"
 #include "reactor/reactor.h"
 
@@ -28,19 +29,8 @@ using namespace std::chrono_literals;
 using reactor::Reactor;
 using reactor::Task;
 
-inline std::unique_ptr<Reactor> makeReactor()
-{
-    auto r = Reactor::create();
-    if (!r) FAIL("Reactor::create: " << r.error().what());
-    return std::move(*r);
-}
-
-inline std::pair<UniqueFd, UniqueFd> socketPair()
-{
-    int sv[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-    return {UniqueFd(sv[0]), UniqueFd(sv[1])};
-}
+using vmr::test::makeReactor;
+using vmr::test::socketPair;
 
 // Run the loop until an already started task finishes; its result.
 template <typename T>
@@ -50,13 +40,7 @@ T waitFor(Reactor& r, Task<T>& t, reactor::Duration timeout = 10s)
     return t.result();
 }
 
-// Start a task and run the loop until it finishes; its result.
-template <typename T>
-T finish(Reactor& r, Task<T>& t, reactor::Duration timeout = 10s)
-{
-    t.start();
-    return waitFor(r, t, timeout);
-}
+using vmr::test::finish;
 
 // The QEMU side of a connection, driven by the test between turns of the loop.
 class Peer {

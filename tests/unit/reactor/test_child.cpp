@@ -1,4 +1,4 @@
-#include "helpers.h"
+#include "catch.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -11,9 +11,9 @@
 using namespace std::chrono_literals;
 using namespace vmr;
 using namespace vmr::reactor;
-using vmr::reactor::test::makeReactor;
-using vmr::reactor::test::runTask;
-using vmr::reactor::test::TempDir;
+using vmr::test::makeReactor;
+using vmr::test::runTask;
+using vmr::test::TempDir;
 
 TEST_CASE("Child: exit code, onExit fires once from the pidfd")
 {

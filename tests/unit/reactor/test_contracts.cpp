@@ -3,7 +3,7 @@
 // (2) cancel = detach, then cancel: no callback after stop()/close()/destructor returns;
 // (3) reentrant dispatch: handlers may destroy themselves, re-arm, close, or destroy other
 //     handles whose completions are in the same batch.
-#include "helpers.h"
+#include "catch.h"
 
 #include <unistd.h>
 
@@ -15,8 +15,8 @@
 using namespace std::chrono_literals;
 using namespace vmr;
 using namespace vmr::reactor;
-using vmr::reactor::test::makeReactor;
-using vmr::reactor::test::socketPair;
+using vmr::test::makeReactor;
+using vmr::test::socketPair;
 
 TEST_CASE("contract 1: a cancelled recv's record (and buffer) lives until its completion")
 {

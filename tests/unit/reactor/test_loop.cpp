@@ -1,4 +1,4 @@
-#include "helpers.h"
+#include "catch.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,8 +10,8 @@
 using namespace std::chrono_literals;
 using namespace vmr;
 using namespace vmr::reactor;
-using vmr::reactor::test::makeReactor;
-using vmr::reactor::test::socketPair;
+using vmr::test::makeReactor;
+using vmr::test::socketPair;
 
 TEST_CASE("backend: chosen by VMR_REACTOR, names parse")
 {

@@ -1,4 +1,4 @@
-#include "helpers.h"
+#include "catch.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,10 +11,10 @@
 using namespace std::chrono_literals;
 using namespace vmr;
 using namespace vmr::reactor;
-using vmr::reactor::test::makeReactor;
-using vmr::reactor::test::runTask;
-using vmr::reactor::test::socketPair;
-using vmr::reactor::test::TempDir;
+using vmr::test::makeReactor;
+using vmr::test::runTask;
+using vmr::test::socketPair;
+using vmr::test::TempDir;
 
 namespace {
 

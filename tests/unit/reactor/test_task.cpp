@@ -1,4 +1,4 @@
-#include "helpers.h"
+#include "catch.h"
 
 #include <string>
 #include <vector>
@@ -6,8 +6,8 @@
 using namespace std::chrono_literals;
 using namespace vmr;
 using namespace vmr::reactor;
-using vmr::reactor::test::makeReactor;
-using vmr::reactor::test::runTask;
+using vmr::test::makeReactor;
+using vmr::test::runTask;
 
 namespace {
 

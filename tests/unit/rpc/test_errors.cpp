@@ -4,8 +4,11 @@
 #include <catch2/catch.hpp>
 
 #include <cctype>
+#include <fstream>
 #include <map>
 #include <set>
+#include <string>
+#include <vector>
 
 using namespace vmr;
 using namespace vmr::rpc;
@@ -85,5 +88,48 @@ TEST_CASE("hints and default messages", "[errors]")
         CHECK_FALSE(defaultHint(k).empty());
         CHECK_FALSE(defaultMessage(k).empty());
         CHECK(std::isupper(static_cast<unsigned char>(defaultMessage(k)[0])));
+    }
+}
+
+TEST_CASE("docs/protocol.md's table is the error table", "[errors]")
+{
+    // | -32003 | `vm.not_found` | meaning | default hint |
+    std::ifstream in(std::string(VMR_SOURCE_ROOT) + "/docs/protocol.md");
+    REQUIRE(in);
+    std::map<std::string, std::pair<int, std::string>> documented;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("| -32", 0) != 0) continue;
+        std::vector<std::string> cells;
+        size_t at = 1;
+        for (size_t bar = line.find(" | ", at); bar != std::string::npos; bar = line.find(" | ", at)) {
+            cells.push_back(line.substr(at, bar - at));
+            at = bar + 3;
+        }
+        cells.push_back(line.substr(at, line.size() - at - 2));
+        REQUIRE(cells.size() == 4);
+        auto trim = [](std::string s) {
+            while (!s.empty() && (s.front() == ' ' || s.front() == '`')) s.erase(0, 1);
+            while (!s.empty() && (s.back() == ' ' || s.back() == '`')) s.pop_back();
+            return s;
+        };
+        documented[trim(cells[1])] = {std::stoi(trim(cells[0])), trim(cells[3])};
+    }
+    CHECK(documented.size() == static_cast<size_t>(kKinds));
+    for (int i = 0; i < kKinds; ++i) {
+        ErrorKind k = kindAt(i);
+        INFO(kindName(k));
+        auto it = documented.find(std::string(kindName(k)));
+        REQUIRE(it != documented.end());
+        CHECK(it->second.first == errorCode(k));
+        // The docs write JSON in code spans; the hint itself has none of the backquotes.
+        std::string hint = it->second.second;
+        std::string plain;
+        for (char c : hint)
+            if (c != '`') plain += c;
+        std::string expected;
+        for (char c : defaultHint(k))
+            if (c != '`') expected += c;
+        CHECK(plain == expected);
     }
 }

@@ -1,9 +1,11 @@
+#include "catch.h"
 #include "store/layout.h"
-#include "temp_dir.h"
 
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
+
+#include <filesystem>
 
 using namespace vmr;
 using namespace vmr::store;
@@ -86,7 +88,7 @@ TEST_CASE("ensureDirs refuses what is not a directory of ours", "[layout]")
     config::Settings s = settingsIn(dir, config::Mode::User);
     SECTION("a file in the way")
     {
-        writeText(dir / "a/b", "not a dir");
+        writeFile(dir / "a/b", "not a dir");
         auto r = Layout(s).ensureDirs();
         REQUIRE_FALSE(r.ok());
         CHECK_THAT(r.error().message(), Catch::Contains("is not a directory"));

@@ -1,11 +1,12 @@
-#include "store/atomic_file.h"
+#include "base/files.h"
+#include "catch.h"
 #include "store/store.h"
-#include "temp_dir.h"
 
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <set>
 
 using namespace vmr;
@@ -27,13 +28,13 @@ config::Settings settingsIn(const TempDir& dir)
 VmRecord record(const std::string& name)
 {
     VmRecord r;
-    r.name = name;
-    r.id = "00c0ffee";
-    r.created = 1700000000;
-    r.image = "debian-12";
-    r.vcpus = 2;
-    r.memoryMib = 2048;
-    r.state = "stopped";
+    r.spec.name = name;
+    r.spec.image = "debian-12";
+    r.spec.vcpus = 2;
+    r.spec.memoryMib = 2048;
+    r.runtime.id = "00c0ffee";
+    r.runtime.created = 1700000000;
+    r.runtime.state = model::VmState::Stopped;
     return r;
 }
 
@@ -81,17 +82,17 @@ TEST_CASE("save, load, exists and scan", "[store]")
     REQUIRE(loaded.ok());
     CHECK(*loaded == web);
 
-    web.state = "running";
-    web.pid = 77;
+    web.runtime.state = model::VmState::Running;
+    web.runtime.pid = 77;
     REQUIRE(store.save(web).ok());
-    CHECK(store.load("web")->state == "running");
+    CHECK(store.load("web")->runtime.state == model::VmState::Running);
 
     REQUIRE(store.save(record("db")).ok());
     auto report = store.scan();
     REQUIRE(report.ok());
     CHECK(report->problems.empty());
     REQUIRE(report->records.size() == 2);
-    CHECK(report->records[0].name == "db");
+    CHECK(report->records[0].name() == "db");
     CHECK(report->records[1] == web);
 }
 
@@ -104,7 +105,7 @@ TEST_CASE("save refuses bad names and bad records", "[store]")
     CHECK(r.error().kind() == ErrorKind::InvalidName);
 
     VmRecord bad = record("web");
-    bad.vcpus = 0;
+    bad.spec.vcpus = 0;
     r = store.save(bad);
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().kind() == ErrorKind::InvalidArgument);
@@ -134,16 +135,16 @@ TEST_CASE("remove deletes the VM folder and nothing outside it", "[store]")
     TempDir dir;
     Store store = openStore(dir);
     REQUIRE(store.save(record("web")).ok());
-    writeText(dir / "state/vms/web/console.log", "boot");
-    writeText(dir / "state/vms/web/sub/deeper/file", "x");
-    writeText(dir / "outside/precious", "keep me");
+    writeFile(dir / "state/vms/web/console.log", "boot");
+    writeFile(dir / "state/vms/web/sub/deeper/file", "x");
+    writeFile(dir / "outside/precious", "keep me");
     std::filesystem::create_directory_symlink(dir / "outside", dir / "state/vms/web/link-to-outside");
     std::filesystem::create_symlink(dir / "outside/precious", dir / "state/vms/web/sub/file-link");
 
     REQUIRE(store.remove("web").ok());
     CHECK_FALSE(std::filesystem::exists(dir / "state/vms/web"));
     CHECK_FALSE(store.exists("web"));
-    CHECK(readText(dir / "outside/precious") == "keep me");
+    CHECK(test::readFile(dir / "outside/precious") == "keep me");
 
     auto again = store.remove("web");
     REQUIRE_FALSE(again.ok());
@@ -162,7 +163,7 @@ TEST_CASE("remove deletes the VM folder and nothing outside it", "[store]")
     auto r = store.remove("evil");
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().kind() == ErrorKind::PermissionDenied);
-    CHECK(readText(dir / "outside/precious") == "keep me");
+    CHECK(test::readFile(dir / "outside/precious") == "keep me");
 }
 
 TEST_CASE("scan reports and keeps aside bad records, removes stray temp files", "[store]")
@@ -173,27 +174,27 @@ TEST_CASE("scan reports and keeps aside bad records, removes stray temp files", 
     REQUIRE(store.save(record("good")).ok());
     REQUIRE(store.save(record("also-good")).ok());
     std::string goodText = toJson(record("good"));
-    writeText(vms + "/good/.vm.json.tmp-0123456789abcdef", goodText.substr(0, 10));
+    writeFile(vms + "/good/.vm.json.tmp-0123456789abcdef", goodText.substr(0, 10));
 
-    writeText(vms + "/corrupt/vm.json", "{not json at all");
-    writeText(vms + "/truncated/vm.json", goodText.substr(0, goodText.size() / 2));
-    writeText(vms + "/empty/vm.json", "");
+    writeFile(vms + "/corrupt/vm.json", "{not json at all");
+    writeFile(vms + "/truncated/vm.json", goodText.substr(0, goodText.size() / 2));
+    writeFile(vms + "/empty/vm.json", "");
     VmRecord zeroCpus = record("zero");
     std::string zeroText = toJson(zeroCpus);
     zeroText.replace(zeroText.find("\"vcpus\":2"), 9, "\"vcpus\":0");
-    writeText(vms + "/zero/vm.json", zeroText);
-    writeText(vms + "/wrongname/vm.json", toJson(record("othername")));
+    writeFile(vms + "/zero/vm.json", zeroText);
+    writeFile(vms + "/wrongname/vm.json", toJson(record("othername")));
     std::filesystem::create_directories(vms + "/novm");
-    writeText(vms + "/novm/console.log", "x");
-    writeText(vms + "/halfwritten/.vm.json.tmp-feedfacecafebeef", "{\"ver");
-    writeText(vms + "/stray-file", "x");
+    writeFile(vms + "/novm/console.log", "x");
+    writeFile(vms + "/halfwritten/.vm.json.tmp-feedfacecafebeef", "{\"ver");
+    writeFile(vms + "/stray-file", "x");
     std::filesystem::create_directories(vms + "/-bad name");
 
     auto report = store.scan();
     REQUIRE(report.ok());
     REQUIRE(report->records.size() == 2);
-    CHECK(report->records[0].name == "also-good");
-    CHECK(report->records[1].name == "good");
+    CHECK(report->records[0].name() == "also-good");
+    CHECK(report->records[1].name() == "good");
 
     for (const char* name : {"corrupt", "truncated", "empty", "zero", "wrongname"}) {
         INFO(name);
@@ -206,8 +207,8 @@ TEST_CASE("scan reports and keeps aside bad records, removes stray temp files", 
         CHECK(p->keptAs == vmDir + "/" + kept[0]);
         CHECK_FALSE(std::filesystem::exists(vmDir + "/vm.json"));
     }
-    CHECK(readText(vms + "/corrupt/" + corruptFiles(vms + "/corrupt").at(0)) == "{not json at all");
-    CHECK(readText(vms + "/truncated/" + corruptFiles(vms + "/truncated").at(0)) ==
+    CHECK(test::readFile(vms + "/corrupt/" + corruptFiles(vms + "/corrupt").at(0)) == "{not json at all");
+    CHECK(test::readFile(vms + "/truncated/" + corruptFiles(vms + "/truncated").at(0)) ==
           goodText.substr(0, goodText.size() / 2));
     CHECK_THAT(findProblem(*report, vms + "/zero/vm.json")->message, Catch::Contains("Field \"vcpus\""));
     CHECK_THAT(findProblem(*report, vms + "/wrongname/vm.json")->message,
@@ -225,10 +226,10 @@ TEST_CASE("scan reports and keeps aside bad records, removes stray temp files", 
     REQUIRE(novm != nullptr);
     CHECK_THAT(novm->message, Catch::Contains("no vm.json"));
     CHECK(novm->keptAs.empty());
-    CHECK(readText(vms + "/novm/console.log") == "x");
+    CHECK(test::readFile(vms + "/novm/console.log") == "x");
 
     REQUIRE(findProblem(*report, vms + "/stray-file") != nullptr);
-    CHECK(readText(vms + "/stray-file") == "x");
+    CHECK(test::readFile(vms + "/stray-file") == "x");
     REQUIRE(findProblem(*report, vms + "/-bad name") != nullptr);
     CHECK(std::filesystem::is_directory(vms + "/-bad name"));
 
@@ -245,14 +246,14 @@ TEST_CASE("every corrupt copy is kept, even within one second", "[store]")
     TempDir dir;
     Store store = openStore(dir);
     const std::string vmDir = dir / "state/vms/web";
-    writeText(vmDir + "/vm.json", "first");
+    writeFile(vmDir + "/vm.json", "first");
     REQUIRE(store.scan().ok());
-    writeText(vmDir + "/vm.json", "second");
+    writeFile(vmDir + "/vm.json", "second");
     REQUIRE(store.scan().ok());
     auto kept = corruptFiles(vmDir);
     REQUIRE(kept.size() == 2);
     std::set<std::string> contents;
-    for (const auto& k : kept) contents.insert(readText(vmDir + "/" + k));
+    for (const auto& k : kept) contents.insert(test::readFile(vmDir + "/" + k));
     CHECK(contents == std::set<std::string>{"first", "second"});
 }
 

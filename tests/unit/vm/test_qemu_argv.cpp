@@ -41,21 +41,21 @@ V join(std::initializer_list<V> parts)
 
 TEST_CASE("a full q35 VM under TCG")
 {
-    VmSpec s;
+    model::VmSpec s;
     s.name = "web";
-    s.id = "1a2b3c4d";
     s.vcpus = 2;
     s.memoryMib = 512;
-    s.overlay = "/var/lib/vmr/vms/web/overlay.qcow2";
-    s.seedIso = "/var/lib/vmr/vms/web/seed.iso";
     s.kernel = "/k/vmlinux";
     s.initrd = "/k/initrd";
     s.cmdline = "console=ttyS0 quiet";
-    s.firmware = "/usr/share/ovmf/OVMF.fd";
-    s.network = net::NetMode::User;
-    s.mac = "52:54:00:1a:2b:3c";
-    s.sshPort = 10022;
+    s.network.mode = model::NetMode::User;
     s.vnc = true;
+    Launch l;
+    l.overlay = "/var/lib/vmr/vms/web/overlay.qcow2";
+    l.seedIso = "/var/lib/vmr/vms/web/seed.iso";
+    l.bios = "/usr/share/ovmf/OVMF.fd";
+    l.mac = "52:54:00:1a:2b:3c";
+    l.sshPort = 10022;
     V expected = join({
         {"qemu-system-x86_64", "-name", "web", "-machine", "q35", "-accel", "tcg,tb-size=64", "-cpu", "max",
          "-smp", "2", "-m", "512"},
@@ -71,17 +71,16 @@ TEST_CASE("a full q35 VM under TCG")
          "virtio-net-pci,netdev=net0,mac=52:54:00:1a:2b:3c"},
         {"-vnc", "127.0.0.1:0,to=99"},
     });
-    CHECK(buildQemuArgv("qemu-system-x86_64", s, paths()) == expected);
+    CHECK(buildQemuArgv("qemu-system-x86_64", s, l, paths()) == expected);
 }
 
 TEST_CASE("QMP on a listening socket vmrd passes as an fd")
 {
-    VmSpec s;
+    model::VmSpec s;
     s.name = "fd";
-    s.id = "1a2b3c4d";
-    s.machineNone = true;
-    s.qmpListenFd = 3;
-    auto argv = buildQemuArgv("qemu", s, paths());
+    Launch l;
+    l.machineNone = true;
+    auto argv = buildQemuArgv("qemu", s, l, paths(), 3);
     auto at = std::find(argv.begin(), argv.end(), "socket,id=qmp0,fd=3,server=on,wait=off");
     REQUIRE(at != argv.end());
     CHECK(*(at - 1) == "-chardev");
@@ -92,12 +91,13 @@ TEST_CASE("QMP on a listening socket vmrd passes as an fd")
 
 TEST_CASE("UEFI: OVMF code read-only and the VM's own variable store as pflash")
 {
-    VmSpec s;
+    model::VmSpec s;
     s.name = "efi";
-    s.id = "1a2b3c4d";
-    s.overlay = "/d/overlay.qcow2";
-    s.uefiCode = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-    s.uefiVars = "/var/lib/vmr/vms/efi/efivars.fd";
+    s.network.mode = model::NetMode::None;
+    Launch l;
+    l.overlay = "/d/overlay.qcow2";
+    l.uefiCode = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+    l.uefiVars = "/var/lib/vmr/vms/efi/efivars.fd";
     V expected = join({
         {"qemu", "-name", "efi", "-machine", "q35", "-accel", "tcg,tb-size=64", "-cpu", "max", "-smp", "1",
          "-m", "1024"},
@@ -109,16 +109,17 @@ TEST_CASE("UEFI: OVMF code read-only and the VM's own variable store as pflash")
         {"-device", "virtio-rng-pci"},
         {"-nic", "none"},
     });
-    CHECK(buildQemuArgv("qemu", s, paths()) == expected);
+    CHECK(buildQemuArgv("qemu", s, l, paths()) == expected);
 }
 
 TEST_CASE("a minimal VM under KVM: no kernel, seed, firmware or NIC")
 {
-    VmSpec s;
+    model::VmSpec s;
     s.name = "db";
-    s.id = "1a2b3c4d";
-    s.overlay = "/d/overlay.qcow2";
-    s.accel = Accel::Kvm;
+    s.network.mode = model::NetMode::None;
+    Launch l;
+    l.overlay = "/d/overlay.qcow2";
+    l.accel = Accel::Kvm;
     V expected = join({
         {"/usr/bin/qemu-system-x86_64", "-name", "db", "-machine", "q35", "-accel", "kvm", "-cpu", "host",
          "-smp", "1", "-m", "1024"},
@@ -128,36 +129,37 @@ TEST_CASE("a minimal VM under KVM: no kernel, seed, firmware or NIC")
         {"-device", "virtio-rng-pci"},
         {"-nic", "none"},
     });
-    CHECK(buildQemuArgv("/usr/bin/qemu-system-x86_64", s, paths()) == expected);
+    CHECK(buildQemuArgv("/usr/bin/qemu-system-x86_64", s, l, paths()) == expected);
 }
 
 TEST_CASE("-machine none has no CPU model, devices or disks")
 {
-    VmSpec s;
+    model::VmSpec s;
     s.name = "bench-1";
-    s.id = "1a2b3c4d";
     s.memoryMib = 64;
-    s.overlay = "/ignored.qcow2";
     s.kernel = "/ignored";
-    s.network = net::NetMode::User;
-    s.accelOptions.tcgTbSizeMib = 16;
-    s.machineNone = true;
+    s.network.mode = model::NetMode::User;
+    Launch l;
+    l.overlay = "/ignored.qcow2";
+    l.accelOptions.tcgTbSizeMib = 16;
+    l.machineNone = true;
     V expected = join({
         {"qemu", "-name", "bench-1", "-machine", "none", "-accel", "tcg,tb-size=16", "-smp", "1", "-m", "64"},
         kCommon,
         {"-nic", "none"},
     });
-    CHECK(buildQemuArgv("qemu", s, paths()) == expected);
+    CHECK(buildQemuArgv("qemu", s, l, paths()) == expected);
 }
 
 TEST_CASE("commas in paths are doubled inside QEMU option lists")
 {
-    VmSpec s;
+    model::VmSpec s;
     s.name = "a";
-    s.overlay = "/x,y/o.qcow2";
-    s.machineNone = false;
+    Launch l;
+    l.overlay = "/x,y/o.qcow2";
+    l.machineNone = false;
     RuntimePaths p{"/r,1/q.qmp", "/r,1/s.serial", "/s,2/console.log", "/s,2/qemu.log"};
-    V argv = buildQemuArgv("q", s, p);
+    V argv = buildQemuArgv("q", s, l, p);
     auto has = [&](const std::string& w) { return std::find(argv.begin(), argv.end(), w) != argv.end(); };
     CHECK(has("unix:/r,,1/q.qmp,server=on,wait=off"));
     CHECK(has(
@@ -171,9 +173,15 @@ TEST_CASE("runtime paths come from the layout")
     st.stateDir = "/var/lib/vmr";
     st.runtimeDir = "/run/vmr";
     store::Layout layout(st);
-    RuntimePaths p = runtimePaths(layout, "web", "1a2b3c4d");
-    CHECK(p.qmpSocket == "/run/vmr/vms/1a2b3c4d.qmp");
+    RuntimePaths p = runtimePaths(layout, model::Backend::Qemu, "web", "1a2b3c4d");
+    CHECK(p.control == "/run/vmr/vms/1a2b3c4d.qmp");
     CHECK(p.serialSocket == "/run/vmr/vms/1a2b3c4d.serial");
     CHECK(p.consoleLog == "/var/lib/vmr/vms/web/console.log");
-    CHECK(p.qemuLog == "/var/lib/vmr/vms/web/qemu.log");
+    CHECK(p.vmmLog == "/var/lib/vmr/vms/web/qemu.log");
+    // cloud-hypervisor: its REST API socket is the control socket, and its own log.
+    RuntimePaths c = runtimePaths(layout, model::Backend::Chv, "web", "1a2b3c4d");
+    CHECK(c.control == "/run/vmr/vms/1a2b3c4d.api");
+    CHECK(c.serialSocket == "/run/vmr/vms/1a2b3c4d.serial");
+    CHECK(c.consoleLog == "/var/lib/vmr/vms/web/console.log");
+    CHECK(c.vmmLog == "/var/lib/vmr/vms/web/cloud-hypervisor.log");
 }

@@ -38,16 +38,19 @@ TEST_CASE("state names match the record's strings and round-trip")
     int i = 0;
     for (VmState s : kAll) {
         CHECK(stateName(s) == names[i]);
-        auto back = parseState(names[i]);
+        auto back = model::parseWord<VmState>(names[i]);
         REQUIRE(back);
         CHECK(*back == s);
         ++i;
     }
     CHECK(i == kVmStateCount);
-    auto bad = parseState("runing");
+    auto bad = model::parseWord<VmState>("runing");
     REQUIRE_FALSE(bad);
-    CHECK(bad.error().kind() == ErrorKind::StoreCorrupt);
-    CHECK(bad.error().message() == "Unknown VM state \"runing\"");
+    CHECK(bad.error().kind() == ErrorKind::InvalidArgument);
+    CHECK(bad.error().message() ==
+          "Unknown state \"runing\"; expected \"preparing\", \"prepared\", \"starting\", \"running\", "
+          "\"paused\", \"stopping\", \"stopped\", \"failed\" or \"destroyed\"");
+    CHECK(bad.error().hint() == "Did you mean \"running\"?");
 }
 
 TEST_CASE("transition table, all 81 pairs")

@@ -1,6 +1,6 @@
+#include "catch.h"
 #include "provision/seed/cloud_config.h"
 #include "provision/seed/ssh_key.h"
-#include "temp_dir.h"
 #include "tool.h"
 
 #include <catch2/catch.hpp>
@@ -65,7 +65,7 @@ TEST_CASE("generated user-data passes the real cloud-init schema validator", "[c
         auto files = renderSeed(spec);
         REQUIRE(files.ok());
         std::string ud = dir / "user-data";
-        writeText(ud, files->userData);
+        writeFile(ud, files->userData);
         auto v = runTool("cloud-init schema -c " + shq(ud));
         INFO(files->userData);
         INFO(v.output);
@@ -75,7 +75,7 @@ TEST_CASE("generated user-data passes the real cloud-init schema validator", "[c
 
     // The validator does catch what we must never emit (so a pass above means something).
     std::string bad = dir / "bad";
-    writeText(bad, "#cloud-config\nusers:\n  - name: vm\n    no_such_key: 1\nssh_pwauth: 3\n");
+    writeFile(bad, "#cloud-config\nusers:\n  - name: vm\n    no_such_key: 1\nssh_pwauth: 3\n");
     auto v = runTool("cloud-init schema -c " + shq(bad));
     CHECK(v.status != 0);
 }
@@ -91,7 +91,7 @@ TEST_CASE("generated user-data has vmctl's shape", "[cloud_config]")
 
     TempDir dir;
     std::string ud = dir / "user-data";
-    writeText(ud, files->userData);
+    writeFile(ud, files->userData);
     auto r = pythonCheck(ud, R"(
 assert d["hostname"] == "web-1", d["hostname"]
 assert d["disable_root"] is True
@@ -115,7 +115,7 @@ print("ok")
     CHECK(r.output == "ok\n");
 
     std::string md = dir / "meta-data";
-    writeText(md, files->metaData);
+    writeFile(md, files->metaData);
     auto m = pythonCheck(md, "assert d == {'instance-id': 'iid-0a1b2c3d', 'local-hostname': 'web-1'}, d\n");
     INFO(files->metaData);
     INFO(m.output);
@@ -240,31 +240,31 @@ TEST_CASE("network-config version 2 is what cloud-init's own converter reads", "
     REQUIRE(f.ok());
     REQUIRE(f->networkConfig);
     std::string nc = dir / "network-config";
-    writeText(nc, *f->networkConfig);
+    writeFile(nc, *f->networkConfig);
     std::string out = dir / "out";
     auto conv =
         runTool("cloud-init devel net-convert -p " + shq(nc) + " -k yaml -D debian -O eni -d " + shq(out));
     INFO(*f->networkConfig);
     INFO(conv.output);
     REQUIRE(conv.status == 0);
-    std::string eni = readText(out + "/etc/network/interfaces.d/50-cloud-init");
+    std::string eni = readFile(out + "/etc/network/interfaces.d/50-cloud-init");
     INFO(eni);
     CHECK(eni.find("iface eth0 inet static") != std::string::npos);
     CHECK(eni.find("address 10.0.0.5/24") != std::string::npos);
     CHECK(eni.find("dns-nameservers 10.0.0.2 9.9.9.9") != std::string::npos);
     CHECK(eni.find("post-up route add default gw 10.0.0.1") != std::string::npos);
-    CHECK(readText(out + "/etc/udev/rules.d/70-persistent-net.rules").find("52:54:00:12:34:56") !=
+    CHECK(readFile(out + "/etc/udev/rules.d/70-persistent-net.rules").find("52:54:00:12:34:56") !=
           std::string::npos);
 
     s.network = NetworkSettings{"52:54:00:12:34:57", "ens3", "", "", {}};
     f = renderSeed(s);
     REQUIRE(f.ok());
-    writeText(nc, *f->networkConfig);
+    writeFile(nc, *f->networkConfig);
     std::string out2 = dir / "out2";
     conv =
         runTool("cloud-init devel net-convert -p " + shq(nc) + " -k yaml -D debian -O eni -d " + shq(out2));
     INFO(conv.output);
     REQUIRE(conv.status == 0);
-    CHECK(readText(out2 + "/etc/network/interfaces.d/50-cloud-init").find("iface ens3 inet dhcp") !=
+    CHECK(readFile(out2 + "/etc/network/interfaces.d/50-cloud-init").find("iface ens3 inet dhcp") !=
           std::string::npos);
 }

@@ -1,9 +1,11 @@
+#include "catch.h"
 #include "provision/seed/seed_iso.h"
 #include "provision/seed/ssh_key.h"
-#include "temp_dir.h"
 #include "tool.h"
 
 #include <catch2/catch.hpp>
+
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <sstream>
@@ -126,8 +128,8 @@ TEST_CASE("a seed that cannot be written leaves no file behind", "[seed_iso]")
 
     // Replacing an existing seed is atomic: the old one stays until the new one is whole.
     std::string iso = dir / "seed.iso";
-    writeText(iso, "old");
+    writeFile(iso, "old");
     REQUIRE(writeSeedIso(iso, sampleFiles(false)).ok());
-    CHECK(readText(iso).size() > 32 * 1024);
+    CHECK(readFile(iso).size() > 32 * 1024);
     CHECK(listDir(dir.path()) == std::vector<std::string>{"seed.iso"});
 }

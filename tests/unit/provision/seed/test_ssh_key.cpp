@@ -1,5 +1,5 @@
+#include "catch.h"
 #include "provision/seed/ssh_key.h"
-#include "temp_dir.h"
 #include "tool.h"
 
 #include <catch2/catch.hpp>
@@ -35,11 +35,11 @@ TEST_CASE("a generated key pair is what ssh-keygen reads back", "[ssh_key]")
     CHECK(listDir(dir.path()) ==
           std::vector<std::string>{"id_ed25519_generated", "id_ed25519_generated.pub"});
 
-    std::string priv = readText(path);
+    std::string priv = readFile(path);
     CHECK(priv.rfind("-----BEGIN OPENSSH PRIVATE KEY-----\n", 0) == 0);
     CHECK(priv.size() > 40);
     CHECK(priv.substr(priv.size() - 34) == "-----END OPENSSH PRIVATE KEY-----\n");
-    CHECK(readText(path + ".pub") == kp->publicKeyLine() + "\n");
+    CHECK(readFile(path + ".pub") == kp->publicKeyLine() + "\n");
     CHECK(kp->publicKeyLine().rfind("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI", 0) == 0);
     CHECK(kp->publicKeyLine().substr(kp->publicKeyLine().size() - 8) == " vmr@web");
 
@@ -73,9 +73,9 @@ TEST_CASE("keys made by ssh-keygen are read, and encrypted or damaged ones are r
     auto g = runTool("ssh-keygen -q -t ed25519 -N '' -C 'someone@host' -f " + shq(path));
     INFO(g.output);
     REQUIRE(g.status == 0);
-    auto kp = Ed25519KeyPair::fromPrivateKeyFile(readText(path));
+    auto kp = Ed25519KeyPair::fromPrivateKeyFile(readFile(path));
     REQUIRE(kp.ok());
-    CHECK(kp->publicKeyLine() == firstLine(readText(path + ".pub")));
+    CHECK(kp->publicKeyLine() == firstLine(readFile(path + ".pub")));
     CHECK(kp->comment() == "someone@host");
     // Written again by us, ssh-keygen still agrees.
     std::string again = dir / "again";
@@ -85,18 +85,18 @@ TEST_CASE("keys made by ssh-keygen are read, and encrypted or damaged ones are r
 
     std::string enc = dir / "enc";
     REQUIRE(runTool("ssh-keygen -q -t ed25519 -N 'secret phrase' -f " + shq(enc)).status == 0);
-    auto e = Ed25519KeyPair::fromPrivateKeyFile(readText(enc));
+    auto e = Ed25519KeyPair::fromPrivateKeyFile(readFile(enc));
     REQUIRE(!e.ok());
     CHECK(e.error().kind() == ErrorKind::Unsupported);
     CHECK(e.error().hint().find("ssh-keygen -p") != std::string::npos);
 
     std::string rsa = dir / "rsa";
     REQUIRE(runTool("ssh-keygen -q -t rsa -b 1024 -N '' -f " + shq(rsa)).status == 0);
-    auto r = Ed25519KeyPair::fromPrivateKeyFile(readText(rsa));
+    auto r = Ed25519KeyPair::fromPrivateKeyFile(readFile(rsa));
     REQUIRE(!r.ok());
     CHECK(r.error().message().find("ssh-rsa") != std::string::npos);
 
-    std::string text = readText(path);
+    std::string text = readFile(path);
     CHECK(!Ed25519KeyPair::fromPrivateKeyFile("").ok());
     CHECK(!Ed25519KeyPair::fromPrivateKeyFile(text.substr(0, text.size() / 2)).ok());
     // Flip one base64 character inside the private section: the check numbers or the
@@ -125,16 +125,16 @@ TEST_CASE("the key files are protected and never replaced", "[ssh_key]")
     REQUIRE(::unlink((path + ".pub").c_str()) == 0);
     REQUIRE(loadOrCreateKeyPair(path, "x", &created).ok());
     CHECK(!created);
-    CHECK(readText(path + ".pub") == first->publicKeyLine() + "\n");
+    CHECK(readFile(path + ".pub") == first->publicKeyLine() + "\n");
 
     // A .pub of another key is reported, not overwritten.
     auto other = Ed25519KeyPair::generate("other");
     REQUIRE(other.ok());
-    writeText(path + ".pub", other->publicKeyLine() + "\n");
+    writeFile(path + ".pub", other->publicKeyLine() + "\n");
     auto mismatch = readKeyPair(path);
     REQUIRE(!mismatch.ok());
     CHECK(mismatch.error().kind() == ErrorKind::StoreCorrupt);
-    CHECK(readText(path + ".pub") == other->publicKeyLine() + "\n");
+    CHECK(readFile(path + ".pub") == other->publicKeyLine() + "\n");
 
     // A private key others may read is refused, with the fix in the hint.
     REQUIRE(::chmod(path.c_str(), 0644) == 0);
@@ -198,7 +198,7 @@ TEST_CASE("known_hosts lines pin the host key, as ssh-keygen -F finds them", "[s
 
     TempDir dir;
     std::string kh = dir / "known_hosts";
-    writeText(kh, line + "\n");
+    writeFile(kh, line + "\n");
     auto f = runTool("ssh-keygen -F '[127.0.0.1]:10022' -f " + shq(kh));
     INFO(f.output);
     CHECK(f.status == 0);

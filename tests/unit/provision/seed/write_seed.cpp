@@ -8,10 +8,10 @@
 // of the seed's files, for debugging) and known_hosts ("[127.0.0.1]:PORT ..."). Keys that
 // exist are reused. Prints "fingerprint SHA256:..." of the host key.
 
+#include "base/files.h"
 #include "provision/seed/cloud_config.h"
 #include "provision/seed/seed_iso.h"
 #include "provision/seed/ssh_key.h"
-#include "store/atomic_file.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -77,12 +77,10 @@ int main(int argc, char** argv)
     auto files = renderSeed(spec);
     if (!files) return fail(files.error());
     if (auto r = writeSeedIso(dir + "/" + std::string(kSeedIsoFile), *files); !r) return fail(r.error());
-    if (auto r = store::writeFileAtomic(dir + "/user-data", files->userData, 0600); !r)
-        return fail(r.error());
-    if (auto r = store::writeFileAtomic(dir + "/meta-data", files->metaData, 0644); !r)
-        return fail(r.error());
+    if (auto r = vmr::writeFileAtomic(dir + "/user-data", files->userData, 0600); !r) return fail(r.error());
+    if (auto r = vmr::writeFileAtomic(dir + "/meta-data", files->metaData, 0644); !r) return fail(r.error());
     std::string kh = knownHostsLine("127.0.0.1", static_cast<uint16_t>(port), host->publicKey()) + "\n";
-    if (auto r = store::writeFileAtomic(dir + "/" + std::string(kKnownHostsFile), kh, 0644); !r)
+    if (auto r = vmr::writeFileAtomic(dir + "/" + std::string(kKnownHostsFile), kh, 0644); !r)
         return fail(r.error());
     std::printf("fingerprint %s\n", host->fingerprint().c_str());
     return 0;

@@ -4,7 +4,7 @@
 // child on 127.0.0.1 with a free port, its own host key and authorized_keys in a temp folder,
 // and key pairs made with ssh-keygen at test time.
 
-#include "../../reactor/helpers.h"
+#include "catch.h"
 #include "provision/ssh/session.h"
 #include "reactor/reactor.h"
 
@@ -29,9 +29,9 @@ namespace vmr::provision::test {
 using namespace std::chrono_literals;
 using reactor::Reactor;
 using reactor::Task;
-using reactor::test::makeReactor;
-using reactor::test::runTask;
-using reactor::test::TempDir;
+using vmr::test::makeReactor;
+using vmr::test::runTask;
+using vmr::test::TempDir;
 
 inline constexpr const char* kSshd = "/usr/sbin/sshd";
 
