@@ -1,5 +1,7 @@
 #include "config/kdl_lexer.h"
 
+#include "base/json.h"
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -204,7 +206,7 @@ bool Lexer::parseIdentifier(Value& v, ValueRole role)
     if (v1_) {
         if (word == U"true" || word == U"false" || word == U"null") {
             if (role != ValueRole::Entry)
-                return fail(start, "\"" + toUtf8(word) + "\" is a keyword, not a name", "Quote it");
+                return fail(start, json::quote(toUtf8(word)) + " is a keyword, not a name", "Quote it");
             v.kind = word == U"null" ? ValueKind::Null : ValueKind::Boolean;
             v.boolean = word == U"true";
             return true;

@@ -5,7 +5,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "image/qemu_img.h"
-#include "store/layout.h"
+#include "base/files.h"
 
 #include <simdjson.h>
 

@@ -294,7 +294,7 @@ void writeSpecFields(json::Writer& w, const VmSpec& s, const WriteOptions& opts)
     else if (opts.includeUserData)
         w.value(*s.cloudInit.userData);
     else
-        w.value("(" + std::to_string(s.cloudInit.userData->size()) + " bytes, not shown)");
+        w.value(std::to_string(s.cloudInit.userData->size()) + " bytes, not shown");
     w.nullableField("hostname", s.cloudInit.hostname).key("provision");
     writeSteps(w, s.provision);
     w.nullableField("vmfile", s.vmfile).nullableField("vmfile_sha256", s.vmfileSha256);

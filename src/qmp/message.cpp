@@ -160,7 +160,7 @@ Result<Message> parseMessage(std::string_view json)
         found[i] = member(top, kKinds[i]);
         if (!found[i]) continue;
         if (count++ > 0) present += ", ";
-        present += "'" + std::string(kKinds[i]) + "'";
+        present.append(1, '\'').append(kKinds[i]).append(1, '\'');
     }
     if (count == 0) return parseError("QMP message has none of the keys 'QMP', 'return', 'error', 'event'");
     if (count > 1) return parseError("QMP message has more than one of the keys " + present);

@@ -19,7 +19,8 @@ TEST_CASE("templates make VMs again and again; the request's fields win", "[temp
               "# a small VM\nimage = \"base.img\"\nvcpus = 2\nmemory = 128\n"
               "network = \"none\"\n[ssh]\nuser = \"ops\"\n");
     Daemon::Config cfg;
-    cfg.configToml = sshPortsToml(34000, 50);
+    // QEMU without a guest: the --start case below needs a process, not a boot.
+    cfg.configToml = sshPortsToml(34000, 50) + "\n[qemu]\nmachine = \"none\"\naccel = \"tcg\"\n";
     Daemon d(dir, cfg);
     REQUIRE(d.waitReady());
 
@@ -39,6 +40,14 @@ TEST_CASE("templates make VMs again and again; the request's fields win", "[temp
     CHECK(field(first, "ssh_user") == "ops");
     CHECK(field(first, "image") == base);
     CHECK(field(d.ctl({"status", "small-2"}).out, "vcpus") == "2");
+
+    // --start without a name: vmrd picks the name and starts that VM, in one call.
+    auto started = d.ctl({"create", "--template", "small", "--start"});
+    INFO(started.err);
+    REQUIRE(started.code == 0);
+    CHECK(field(started.out, "name") == "small-3");
+    CHECK(field(d.ctl({"status", "small-3"}).out, "state") == "running");
+    REQUIRE(d.ctl({"stop", "small-3", "--force"}).code == 0);
 
     // The request's own fields win over the template's.
     auto named = d.ctl({"create", "--template", "small", "--name", "big", "--vcpus", "4"});

@@ -75,7 +75,8 @@ Result<ImageInvocation> parsePull(const std::vector<std::string>& args)
 
 std::string twoDigits(long long n)
 {
-    return (n < 10 ? "0" : "") + std::to_string(n);
+    std::string digits = std::to_string(n);
+    return n < 10 ? std::string(1, '0') + digits : digits;
 }
 
 std::string formatDuration(double seconds)
@@ -305,7 +306,9 @@ std::string ProgressMeter::bar(size_t width) const
     size_t filled = 0;
     if (total_ && *total_ > 0)
         filled = static_cast<size_t>(std::min<uint64_t>(received_, *total_) * width / *total_);
-    return "[" + std::string(filled, '#') + std::string(width - filled, '-') + "] " + line();
+    std::string bar(1, '[');
+    bar.append(filled, '#').append(width - filled, '-').append("] ");
+    return bar + line();
 }
 
 int printImageList(const std::string& resultJson)

@@ -50,11 +50,10 @@ Result<void> validateInstanceId(std::string_view id)
         return fieldError("instance-id", "it must have 1 to 128 characters", "Use makeInstanceId(vm id)");
     for (char c : id)
         if (!isAlnum(c) && c != '-' && c != '_' && c != '.')
-            return fieldError("instance-id",
-                              "\"" + std::string(id) +
-                                  "\" has characters other than letters, "
-                                  "digits, '-', '_' and '.'",
-                              "Use makeInstanceId(vm id)");
+            return fieldError(
+                "instance-id",
+                json::quote(id) + " has characters other than letters, digits, '-', '_' and '.'",
+                "Use makeInstanceId(vm id)");
     return success();
 }
 
@@ -170,16 +169,14 @@ Result<void> validateHostname(std::string_view h)
 {
     constexpr std::string_view kHint = "Use letters, digits and '-' (at most 63), e.g. \"web-1\"";
     if (h.empty() || h.size() > 63)
-        return fieldError("hostname", "\"" + std::string(h) + "\" must have 1 to 63 characters",
-                          std::string(kHint));
+        return fieldError("hostname", json::quote(h) + " must have 1 to 63 characters", std::string(kHint));
     for (char c : h)
         if (!isAlnum(c) && c != '-')
             return fieldError("hostname",
-                              "\"" + std::string(h) + "\" has characters other than letters, digits and '-'",
+                              json::quote(h) + " has characters other than letters, digits and '-'",
                               std::string(kHint));
     if (h.front() == '-' || h.back() == '-')
-        return fieldError("hostname", "\"" + std::string(h) + "\" starts or ends with '-'",
-                          std::string(kHint));
+        return fieldError("hostname", json::quote(h) + " starts or ends with '-'", std::string(kHint));
     return success();
 }
 
@@ -187,14 +184,11 @@ Result<void> validateUserName(std::string_view u)
 {
     constexpr std::string_view kHint = "Use a login name such as \"vm\": [a-z_][a-z0-9_-]{0,31}";
     if (u.empty() || u.size() > 32)
-        return fieldError("user", "\"" + std::string(u) + "\" must have 1 to 32 characters",
-                          std::string(kHint));
+        return fieldError("user", json::quote(u) + " must have 1 to 32 characters", std::string(kHint));
     for (size_t i = 0; i < u.size(); ++i) {
         char c = u[i];
         bool ok = (c >= 'a' && c <= 'z') || c == '_' || (i > 0 && ((c >= '0' && c <= '9') || c == '-'));
-        if (!ok)
-            return fieldError("user", "\"" + std::string(u) + "\" is not a valid login name",
-                              std::string(kHint));
+        if (!ok) return fieldError("user", json::quote(u) + " is not a valid login name", std::string(kHint));
     }
     if (u == "root")
         return fieldError("user",

@@ -480,7 +480,7 @@ std::string knownHostsLine(std::string_view host, uint16_t port, const PublicKey
     if (port == 22) {
         out = std::string(host);
     } else {
-        out = "[" + std::string(host) + "]:" + std::to_string(port);
+        out.append(1, '[').append(host).append("]:").append(std::to_string(port));
     }
     return out + " " + key.line();
 }

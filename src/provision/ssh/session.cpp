@@ -135,29 +135,33 @@ std::vector<std::string> defaultKeyFiles(const std::string& generatedKey, const 
 // freed session did not finish (an attempt that timed out mid-handshake, common while a guest
 // boots), and a daemon must not grow with every such attempt.
 struct Session::Arena {
-    std::unordered_set<void*> live;
+    // Addresses as integers: the old address of a reallocated block is only a key here, never
+    // used as a pointer (and GCC's -Wuse-after-free cannot tell that from a pointer).
+    std::unordered_set<uintptr_t> live;
 
     static Arena& of(void** abstract) { return *static_cast<Arena*>(*abstract); }
+    static uintptr_t key(void* p) { return reinterpret_cast<uintptr_t>(p); }
 
     static LIBSSH2_ALLOC_FUNC(alloc)
     {
         void* p = std::malloc(count);
-        if (p != nullptr) of(abstract).live.insert(p);
+        if (p != nullptr) of(abstract).live.insert(key(p));
         return p;
     }
     static LIBSSH2_REALLOC_FUNC(realloc)
     {
+        uintptr_t old = key(ptr);
         void* q = std::realloc(ptr, count);
         if (q != nullptr) {
-            of(abstract).live.erase(ptr);
-            of(abstract).live.insert(q);
+            of(abstract).live.erase(old);
+            of(abstract).live.insert(key(q));
         }
         return q;
     }
     static LIBSSH2_FREE_FUNC(free)
     {
         if (ptr == nullptr) return;
-        of(abstract).live.erase(ptr);
+        of(abstract).live.erase(key(ptr));
         std::free(ptr);
     }
 
@@ -165,7 +169,7 @@ struct Session::Arena {
     ~Arena()
     {
         if (!live.empty()) logger().debug("Releasing {} allocation(s) libssh2 left behind", live.size());
-        for (void* p : live) std::free(p);
+        for (uintptr_t p : live) std::free(reinterpret_cast<void*>(p));
     }
 };
 
