@@ -18,6 +18,14 @@ using namespace vmr::reactor;
 using vmr::test::makeReactor;
 using vmr::test::socketPair;
 
+namespace {
+// Put bytes on a socket the test made; the tests check what arrives, not the send.
+void put(const UniqueFd& fd, std::string_view bytes)
+{
+    REQUIRE(::write(fd.get(), bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+}
+}  // namespace
+
 TEST_CASE("contract 1: a cancelled recv's record (and buffer) lives until its completion")
 {
     auto r = makeReactor();
@@ -75,7 +83,7 @@ TEST_CASE("contract 2: no callback after stop(), close() or destruction, even if
     auto r = makeReactor();
     // FdWatch: the fd is ready before the loop runs; stop() before dispatch.
     auto [a, b] = socketPair();
-    ::write(b.get(), "x", 1);
+    put(b, "x");
     int watchCalls = 0;
     FdWatch w(*r, a.get(), Readable, [&](uint32_t) { ++watchCalls; });
     REQUIRE(r->runUntil([&] { return watchCalls > 0; }, 1s));
@@ -90,7 +98,7 @@ TEST_CASE("contract 2: no callback after stop(), close() or destruction, even if
     int dataCalls = 0, closeCalls = 0;
     s.start(
         {.onData = [&](std::string_view) { ++dataCalls; }, .onClose = [&](const Error*) { ++closeCalls; }});
-    ::write(d.get(), "y", 1);
+    put(d, "y");
     d.reset();
     s.close();
     REQUIRE(r->runFor(20ms));
@@ -154,7 +162,7 @@ TEST_CASE("contract 3: a handler destroys its own handle")
 
     // FdWatch
     auto [a, b] = socketPair();
-    ::write(b.get(), "x", 1);
+    put(b, "x");
     std::unique_ptr<FdWatch> w;
     int calls = 0;
     w = std::make_unique<FdWatch>(*r, a.get(), Readable, [&](uint32_t) {
@@ -174,7 +182,7 @@ TEST_CASE("contract 3: a handler destroys its own handle")
         s.reset();
         CHECK(data == seen);  // the buffer outlives the handle during the callback
     }});
-    ::write(d.get(), "bye", 3);
+    put(d, "bye");
     REQUIRE(r->runUntil([&] { return !s; }, 1s));
     CHECK(seen == "bye");
 
@@ -221,7 +229,7 @@ TEST_CASE("contract 3: a handler closes its connection and re-arms its timer")
                      s.close();
                  },
              .onClose = [&](const Error*) { ++closes; }});
-    ::write(b.get(), "one", 3);
+    put(b, "one");
     REQUIRE(r->runUntil([&] { return data == 1; }, 1s));
     (void)::send(b.get(), "two", 3, MSG_NOSIGNAL);
     REQUIRE(r->runFor(20ms));
@@ -255,8 +263,8 @@ TEST_CASE("contract 3: a handler destroys other handles whose completions are in
     {
         auto [a1, b1] = socketPair();
         auto [a2, b2] = socketPair();
-        ::write(b1.get(), "x", 1);
-        ::write(b2.get(), "x", 1);
+        put(b1, "x");
+        put(b2, "x");
         std::unique_ptr<FdWatch> w1, w2;
         int fired = 0;
         w1 = std::make_unique<FdWatch>(*r, a1.get(), Readable, [&](uint32_t) {
@@ -289,7 +297,7 @@ TEST_CASE("contract 3: a handler destroys other handles whose completions are in
                 streams.clear();
             }});
         REQUIRE(r->runFor(5ms));
-        for (auto& p : peers) ::write(p.get(), "data", 4);
+        for (auto& p : peers) put(p, "data");
         REQUIRE(r->runUntil([&] { return calls > 0; }, 1s));
         REQUIRE(r->runFor(10ms));
         CHECK(calls == 1);
