@@ -3,11 +3,14 @@
 #include "base/fd.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <vector>
 
 namespace vmr {
 
@@ -78,6 +81,34 @@ Result<bool> makeDir(const std::string& path, mode_t mode)
     return false;
 }
 
+// "uid 1000 (ada)", or "uid 1000" when it has no account.
+std::string describeUid(uid_t uid)
+{
+    std::string out = "uid " + std::to_string(uid);
+    long size = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+    std::vector<char> buf(size > 0 ? static_cast<size_t>(size) : 16384);
+    passwd pw{};
+    passwd* found = nullptr;
+    if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr &&
+        found->pw_name != nullptr)
+        out += std::string(" (") + found->pw_name + ")";
+    return out;
+}
+
+std::string octal(mode_t mode)
+{
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+    return buf;
+}
+
+std::string parentOf(const std::string& path)
+{
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos) return ".";
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
 }  // namespace
 
 bool isAtomicTempName(std::string_view fileName, std::string_view target)
@@ -128,7 +159,8 @@ Result<void> writeFileAtomic(const std::string& path, std::string_view data, mod
 
 Result<std::string> readFile(const std::string& path, size_t maxBytes)
 {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
     if (!fd) return Error::fromErrno(errno, "Cannot open " + path);
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return Error::fromErrno(errno, "Cannot stat " + path);
@@ -161,6 +193,81 @@ Result<void> makeDirs(const std::string& path, mode_t mode)
     auto r = makeDir(path, mode);
     if (!r) return std::move(r).error();
     return success();
+}
+
+Result<void> checkOwnDir(const std::string& dirPath, mode_t mode)
+{
+    // Without trailing slashes: lstat("link/") would follow the link.
+    std::string path = dirPath;
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return Error::fromErrno(errno, "Cannot use " + path);
+    uid_t self = ::geteuid();
+    std::string owner = "a directory owned by " + describeUid(self);
+    if (S_ISLNK(st.st_mode)) {
+        char target[4096];
+        ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
+        std::string to = n > 0 ? " to " + std::string(target, static_cast<size_t>(n)) : "";
+        return Error(ErrorKind::PermissionDenied,
+                     "Cannot use " + path + ": it is a symbolic link" + to + ", not " + owner,
+                     "Remove the link (rm " + path + ")");
+    }
+    if (!S_ISDIR(st.st_mode))
+        return Error(ErrorKind::PermissionDenied, "Cannot use " + path + ": it is not " + owner,
+                     "Move it out of the way");
+    if (st.st_uid != self)
+        return Error(ErrorKind::PermissionDenied,
+                     "Cannot use " + path + ": it is not " + owner + ": " + describeUid(st.st_uid) +
+                         " made it, and can put files in it",
+                     "Ask root to remove it (sudo rm -r " + path + ")");
+    mode_t extra = st.st_mode & 07777 & ~mode;
+    if ((extra & 0022) != 0)
+        return Error(
+            ErrorKind::PermissionDenied,
+            "Cannot use " + path + ": its mode " + octal(st.st_mode) + " lets other users put files in it",
+            "Files in it may not be yours: remove it (rm -r " + path + ")");
+    if (extra != 0)
+        return Error(
+            ErrorKind::PermissionDenied,
+            "Cannot use " + path + ": its mode is " + octal(st.st_mode) + ", wider than " + octal(mode),
+            "Narrow it: chmod " + octal(mode) + " " + path);
+    return success();
+}
+
+Result<void> ensureOwnDir(const std::string& path, mode_t mode)
+{
+    if (path.empty())
+        return Error(ErrorKind::InvalidArgument, "Cannot create a directory with an empty path");
+    std::string dir = path;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    int rc = ::mkdir(dir.c_str(), mode);
+    if (rc != 0 && errno == ENOENT) {
+        VMR_TRY(makeDirs(parentOf(dir), mode));
+        rc = ::mkdir(dir.c_str(), mode);
+    }
+    if (rc == 0) {
+        // Exactly `mode`, whatever the umask; through a descriptor of the folder just made.
+        UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!fd || ::fchmod(fd.get(), mode) != 0)
+            return Error::fromErrno(errno, "Cannot set the mode of " + dir);
+    } else if (errno != EEXIST) {
+        return Error::fromErrno(errno, "Cannot create directory " + dir);
+    } else {
+        // A folder of ours that others may read or enter but not write in (an older vmrctl made
+        // /tmp/vmr-<uid> 0755): nobody can have planted anything, so it is narrowed, not refused.
+        struct stat st {};
+        UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (fd && ::fstat(fd.get(), &st) == 0 && st.st_uid == ::geteuid() &&
+            (st.st_mode & 07777 & ~mode & 0022) == 0 && (st.st_mode & 07777 & ~mode) != 0 &&
+            ::fchmod(fd.get(), st.st_mode & mode & 07777) != 0)
+            return Error::fromErrno(errno, "Cannot narrow the mode of " + dir);
+    }
+    return checkOwnDir(dir, mode);
+}
+
+Result<void> ensurePrivateDir(const std::string& path)
+{
+    return ensureOwnDir(path, 0700);
 }
 
 }  // namespace vmr

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 using namespace vmr;
 using namespace vmr::test;
@@ -147,4 +148,122 @@ TEST_CASE("makeDirs creates missing parents at exactly the mode and keeps existi
     REQUIRE_FALSE(blocked.ok());
     CHECK_THAT(blocked.error().message(), Catch::Contains("is not a directory"));
     CHECK_FALSE(makeDirs("", 0700).ok());
+}
+
+TEST_CASE("readFile refuses a FIFO without waiting for a writer", "[files]")
+{
+    TempDir dir;
+    REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);
+    auto r = vmr::readFile(dir / "fifo");
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error().message(), Catch::Contains("not a regular file"));
+}
+
+TEST_CASE("ensurePrivateDir creates a missing folder (and parents) at exactly 0700", "[files][private]")
+{
+    TempDir dir;
+    mode_t oldMask = ::umask(0);
+    auto r = ensurePrivateDir(dir / "a/b/run/");
+    ::umask(oldMask);
+    REQUIRE(r.ok());
+    CHECK(modeOf(dir / "a") == 0700);
+    CHECK(modeOf(dir / "a/b/run") == 0700);
+    // Under a strict umask too, and again on the existing folder.
+    oldMask = ::umask(0777);
+    auto strict = ensurePrivateDir(dir / "other");
+    ::umask(oldMask);
+    REQUIRE(strict.ok());
+    CHECK(modeOf(dir / "other") == 0700);
+    CHECK(ensurePrivateDir(dir / "a/b/run").ok());
+    CHECK(checkOwnDir(dir / "a/b/run", 0700).ok());
+}
+
+TEST_CASE("ensurePrivateDir refuses a folder it cannot trust, and changes nothing", "[files][private]")
+{
+    TempDir dir;
+    std::string path = dir / "vmr-1000";
+    auto refused = [&](const std::string& says) {
+        auto r = ensurePrivateDir(path);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().kind() == ErrorKind::PermissionDenied);
+        CHECK_THAT(r.error().message(), Catch::StartsWith("Cannot use " + path + ": "));
+        CHECK_THAT(r.error().message(), Catch::Contains(says));
+        CHECK_FALSE(r.error().hint().empty());
+        return r.error();
+    };
+    SECTION("a symlink, even to a private folder of ours")
+    {
+        REQUIRE(::mkdir((dir / "mine").c_str(), 0700) == 0);
+        REQUIRE(::symlink((dir / "mine").c_str(), path.c_str()) == 0);
+        auto e = refused("is a symbolic link to " + dir / "mine");
+        CHECK_THAT(e.hint(), Catch::Contains("rm " + path));
+        // With a trailing slash, lstat would follow the link: it is refused all the same.
+        CHECK_FALSE(ensurePrivateDir(path + "/").ok());
+        CHECK_FALSE(checkOwnDir(path + "//", 0700).ok());
+        CHECK(modeOf(path) == 0777);  // the link itself
+        CHECK(modeOf(dir / "mine") == 0700);
+    }
+    SECTION("a file")
+    {
+        writeFile(path, "x");
+        refused("is not a directory owned by uid " + std::to_string(::geteuid()));
+        CHECK(test::readFile(path) == "x");
+    }
+    SECTION("a folder others can write in")
+    {
+        REQUIRE(::mkdir(path.c_str(), 0700) == 0);
+        REQUIRE(::chmod(path.c_str(), 0777) == 0);
+        auto e = refused("its mode 0777 lets other users put files in it");
+        CHECK_THAT(e.hint(), Catch::Contains("rm -r " + path));
+        CHECK(modeOf(path) == 0777);
+        REQUIRE(::chmod(path.c_str(), 01733) == 0);  // sticky, like /tmp: still not private
+        refused("its mode 1733");
+    }
+    SECTION("a folder of ours others can read: checkOwnDir refuses it, ensurePrivateDir narrows it")
+    {
+        REQUIRE(::mkdir(path.c_str(), 0700) == 0);
+        REQUIRE(::chmod(path.c_str(), 0755) == 0);
+        auto e = checkOwnDir(path, 0700);
+        REQUIRE_FALSE(e.ok());
+        CHECK(e.error().message() == "Cannot use " + path + ": its mode is 0755, wider than 0700");
+        CHECK_THAT(e.error().hint(), Catch::Contains("chmod 0700 " + path));
+        CHECK(modeOf(path) == 0755);
+        CHECK(ensurePrivateDir(path).ok());
+        CHECK(modeOf(path) == 0700);
+    }
+    SECTION("a folder another user made")
+    {
+        if (::geteuid() != 0) {
+            WARN("not root: cannot make a folder owned by someone else");
+            return;
+        }
+        REQUIRE(::mkdir(path.c_str(), 0700) == 0);
+        REQUIRE(::chown(path.c_str(), 12345, 12345) == 0);
+        auto e = refused("not a directory owned by uid 0 (root): uid 12345 made it");
+        CHECK_THAT(e.hint(), Catch::Contains("sudo rm -r " + path));
+        struct stat st {};
+        REQUIRE(::lstat(path.c_str(), &st) == 0);
+        CHECK(st.st_uid == 12345);
+        CHECK(modeOf(path) == 0700);
+    }
+}
+
+TEST_CASE("checkOwnDir creates nothing; ensureOwnDir allows the bits of its mode", "[files][private]")
+{
+    TempDir dir;
+    auto missing = checkOwnDir(dir / "none", 0700);
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.error().kind() == ErrorKind::NotFound);
+    CHECK(listDir(dir.path()).empty());
+
+    // A shared runtime folder (vmrd in system mode): readable by all, writable by its owner.
+    REQUIRE(ensureOwnDir(dir / "run", 0755).ok());
+    CHECK(modeOf(dir / "run") == 0755);
+    REQUIRE(::chmod((dir / "run").c_str(), 0711) == 0);
+    CHECK(ensureOwnDir(dir / "run", 0755).ok());
+    REQUIRE(::chmod((dir / "run").c_str(), 0775) == 0);
+    auto groupWritable = ensureOwnDir(dir / "run", 0755);
+    REQUIRE_FALSE(groupWritable.ok());
+    CHECK(groupWritable.error().kind() == ErrorKind::PermissionDenied);
+    CHECK_FALSE(ensurePrivateDir("").ok());
 }
