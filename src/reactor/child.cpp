@@ -31,7 +31,7 @@ namespace {
 constexpr size_t kMaxCapture = 16 << 20;  // per stream, for run()
 
 // What a child reports through the exec-error pipe before exiting 127.
-enum class Stage : int { Signals = 1, Session, DeathSignal, Cwd, Fds, Exec };
+enum class Stage : int { Signals = 1, Session, DeathSignal, Cwd, Fds, Identity, Exec };
 
 struct ChildReport {
     Stage stage;
@@ -46,6 +46,7 @@ const char* stageText(Stage s)
         case Stage::DeathSignal: return "setting the parent-death signal";
         case Stage::Cwd: return "changing to the working directory";
         case Stage::Fds: return "setting up file descriptors";
+        case Stage::Identity: return "switching to its user";
         case Stage::Exec: return "executing";
     }
     return "starting";
@@ -66,6 +67,10 @@ struct Plan {
     int maxTarget = 2;
     std::vector<char> isTarget;  // [0, maxTarget]
     std::vector<int> staged;
+    bool switchUser = false;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;
 };
 
 [[noreturn]] void fail(const Plan& p, int errFd, Stage stage, int err)
@@ -111,6 +116,13 @@ struct Plan {
         ::syscall(SYS_close_range, static_cast<unsigned>(p.maxTarget + 1), static_cast<unsigned>(errFd - 1),
                   0u);
     ::syscall(SYS_close_range, static_cast<unsigned>(errFd + 1), ~0u, 0u);
+    if (p.switchUser) {
+        // Raw syscalls: the child of a fork may only make async-signal-safe calls.
+        if (::syscall(SYS_setgroups, p.groups.size(), p.groups.data()) != 0 ||
+            ::syscall(SYS_setresgid, p.gid, p.gid, p.gid) != 0 || ::syscall(SYS_setresuid, p.uid, p.uid, p.uid) != 0 ||
+            ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+            fail(p, errFd, Stage::Identity, errno);
+    }
     ::execve(p.path, p.argv.data(), p.envp);
     fail(p, errFd, Stage::Exec, errno);
 }
@@ -266,6 +278,12 @@ Result<std::unique_ptr<Child>> Child::spawn(Reactor& r, SpawnOptions opts)
     p.newSession = opts.newSession;
     p.deathSignal = opts.deathSignal.value_or(0);
     p.parent = ::getpid();
+    if (opts.runAs) {
+        p.switchUser = true;
+        p.uid = opts.runAs->uid;
+        p.gid = opts.runAs->gid;
+        p.groups = opts.runAs->groups;
+    }
 
     UniqueFd devNull(::open("/dev/null", O_RDWR | O_CLOEXEC));
     if (!devNull) return Error::fromErrno(errno, "Cannot open /dev/null");

@@ -4,6 +4,7 @@
 // (or fork + pidfd_open), watched through the pidfd becoming readable, reaped with
 // waitid(P_PIDFD), signalled with pidfd_send_signal. No SIGCHLD handler, no waitpid on a pid.
 
+#include "base/credentials.h"
 #include "base/fd.h"
 #include "base/result.h"
 #include "reactor/loop.h"
@@ -38,6 +39,9 @@ struct SpawnOptions {
     // closed in the child.
     std::vector<std::pair<int, int>> fds;
     std::optional<int> deathSignal;  // prctl(PR_SET_PDEATHSIG) for helpers that must die with us
+    // Run as this user (groups, gid, uid set after the fds, before exec; needs root), with
+    // no_new_privs: a setuid binary cannot take the rights back.
+    std::optional<Credentials> runAs;
 };
 
 // The executable a spawn of `name` would run: a name without '/' is looked up in PATH (from
