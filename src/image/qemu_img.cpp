@@ -32,13 +32,17 @@ std::string trim(std::string_view s)
 // Run qemu-img with args; a failure to run it or a non-zero exit is an error whose message
 // starts with `what` and carries qemu-img's stderr.
 reactor::Task<Result<reactor::RunResult>> runQemuImg(reactor::Reactor& r, std::vector<std::string> argv,
-                                                     std::string what, ErrorKind failKind)
+                                                     std::string what, ErrorKind failKind,
+                                                     std::optional<Credentials> as = std::nullopt,
+                                                     std::vector<std::pair<int, int>> fds = {})
 {
     log::command("image", argv);
     // Named, not a braced temporary inside the co_await: with GCC 12 the options arrived
     // corrupted in run()'s frame (free(): invalid pointer).
     reactor::SpawnOptions opts;
     opts.argv = std::move(argv);
+    opts.fds = std::move(fds);
+    if (as && !(as->uid == ::geteuid() && as->gid == ::getegid())) opts.runAs = std::move(as);
     auto running = reactor::run(r, std::move(opts), kQemuImgTimeout);
     auto res = co_await running;
     if (!res) {
@@ -53,17 +57,6 @@ reactor::Task<Result<reactor::RunResult>> runQemuImg(reactor::Reactor& r, std::v
         co_return Error(failKind, what + ": " + err);
     }
     co_return std::move(*res);
-}
-
-Result<void> checkExists(const std::string& path, std::string_view role)
-{
-    struct stat st;
-    if (::stat(path.c_str(), &st) == 0) return success();
-    int err = errno;
-    if (err == ENOENT || err == ENOTDIR)
-        return Error(ErrorKind::NotFound, std::string(role) + " " + path + " does not exist",
-                     "Check the path, and that vmrd can read it");
-    return Error::fromErrno(err, "Cannot access " + std::string(role) + " " + path);
 }
 
 }  // namespace
@@ -112,14 +105,21 @@ Result<ImageInfo> parseImageInfo(std::string_view json)
     return info;
 }
 
-reactor::Task<Result<ImageInfo>> inspect(reactor::Reactor& r, std::string path)
+reactor::Task<Result<ImageInfo>> inspect(reactor::Reactor& r, std::string path, std::optional<Credentials> as)
 {
-    VMR_CO_TRY(checkExists(path, "Image"));
+    // Opened with the rights qemu-img will have (a path the caller cannot reach is reported as
+    // such, not in qemu-img's words), and handed to it: qemu-img reads what was opened, whatever
+    // the path names by then.
+    VMR_CO_TRY_ASSIGN(UniqueFd fd,
+                      openAs(as.value_or(Credentials::self()), path, O_RDONLY | O_NONBLOCK, "image"));
+    constexpr int kImageFd = 3;
     // Built outside the co_await: GCC 12 rejects a braced list of literals inside one
     // ("array used as initializer").
-    std::vector<std::string> argv = {"qemu-img", "info", "-U", "--output=json", path};
-    auto res =
-        co_await runQemuImg(r, std::move(argv), "Cannot inspect image " + path, ErrorKind::InvalidArgument);
+    std::vector<std::string> argv = {"qemu-img", "info", "-U", "--output=json",
+                                     "/dev/fd/" + std::to_string(kImageFd)};
+    std::vector<std::pair<int, int>> fds = {{fd.get(), kImageFd}};
+    auto res = co_await runQemuImg(r, std::move(argv), "Cannot inspect image " + path,
+                                   ErrorKind::InvalidArgument, std::move(as), std::move(fds));
     if (!res) co_return std::move(res).error();
     auto info = parseImageInfo(res->out);
     if (!info)
@@ -128,23 +128,26 @@ reactor::Task<Result<ImageInfo>> inspect(reactor::Reactor& r, std::string path)
     co_return std::move(*info);
 }
 
-reactor::Task<Result<void>> createOverlay(reactor::Reactor& r, std::string base, std::string overlay,
-                                          std::optional<uint64_t> sizeBytes)
+Result<BaseImage> probeBaseFile(const std::string& path)
 {
-    VMR_CO_TRY(checkExists(base, "Base image"));
+    VMR_TRY_ASSIGN(UniqueFd fd, openFileAs(Credentials::self(), path, O_RDONLY, "image"));
+    return probeBaseImage(fd.get(), path);
+}
+
+reactor::Task<Result<void>> createOverlay(reactor::Reactor& r, BaseImage base, std::string basePath,
+                                          std::string overlay, std::optional<uint64_t> sizeBytes)
+{
     std::error_code ec;
-    std::filesystem::path absBase = std::filesystem::absolute(base, ec);
-    if (ec) co_return Error::fromErrno(ec.value(), "Cannot resolve the path of base image " + base);
+    std::filesystem::path absBase = std::filesystem::absolute(basePath, ec);
+    if (ec) co_return Error::fromErrno(ec.value(), "Cannot resolve the path of base image " + basePath);
     absBase = absBase.lexically_normal();
 
-    auto info = co_await inspect(r, absBase.string());
-    if (!info) co_return std::move(info).error();
-    if (sizeBytes && *sizeBytes < info->virtualSize) {
-        uint64_t minGib = (info->virtualSize + kGiB - 1) / kGiB;
+    if (sizeBytes && *sizeBytes < base.virtualSize) {
+        uint64_t minGib = (base.virtualSize + kGiB - 1) / kGiB;
         co_return Error(
             ErrorKind::InvalidArgument,
             "Disk must be at least " + std::to_string(minGib) + " GiB: base image " + absBase.string() +
-                " is " + std::to_string(info->virtualSize) + " bytes",
+                " is " + std::to_string(base.virtualSize) + " bytes",
             "Ask for a disk of " + std::to_string(minGib) + " GiB or more, or leave the size out");
     }
 
@@ -161,9 +164,19 @@ reactor::Task<Result<void>> createOverlay(reactor::Reactor& r, std::string base,
     }
     claim.reset();
 
-    std::vector<std::string> argv = {"qemu-img", "create",         "-f",   "qcow2", "-F", info->format,
-                                     "-b",       absBase.string(), overlay};
-    if (sizeBytes) argv.push_back(std::to_string(*sizeBytes));
+    // -u: the base is not opened (it was probed by descriptor; a path could have changed since).
+    // The recorded name is for people and qemu-img; vmr hands the hypervisor the base itself.
+    std::vector<std::string> argv = {"qemu-img",
+                                     "create",
+                                     "-f",
+                                     "qcow2",
+                                     "-F",
+                                     base.format,
+                                     "-b",
+                                     absBase.string(),
+                                     "-u",
+                                     overlay,
+                                     std::to_string(sizeBytes.value_or(base.virtualSize))};
     auto res =
         co_await runQemuImg(r, std::move(argv), "Cannot create overlay " + overlay, ErrorKind::Internal);
     if (!res) {

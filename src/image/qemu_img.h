@@ -3,7 +3,9 @@
 // qemu-img, run as a child process on the reactor (DESIGN.md: nothing that could block the loop
 // runs on the daemon thread): inspect an image, create a copy-on-write overlay on a base.
 
+#include "base/credentials.h"
 #include "base/result.h"
+#include "image/base_image.h"
 #include "reactor/reactor.h"
 
 #include <cstdint>
@@ -32,15 +34,21 @@ Result<ImageInfo> parseImageInfo(std::string_view json);
 // `qemu-img info -U --output=json <path>`. -U (force-share) so that the image of a running VM
 // can be inspected. A file qemu-img cannot recognise is reported as format "raw" (qemu-img's
 // own probing), so a text file is "a raw image" of its size rounded up to 512 bytes.
-// Missing path: NotFound. qemu-img not in PATH: ToolMissing.
-reactor::Task<Result<ImageInfo>> inspect(reactor::Reactor& r, std::string path);
+// Missing path: NotFound. qemu-img not in PATH: ToolMissing. With `as`, qemu-img runs with
+// those credentials (a client's path is read with the client's rights, never vmrd's).
+reactor::Task<Result<ImageInfo>> inspect(reactor::Reactor& r, std::string path,
+                                         std::optional<Credentials> as = std::nullopt);
 
-// `qemu-img create -f qcow2 -F <base format> -b <absolute base> <overlay> [size]`: a qcow2
-// overlay whose backing file is base (its format detected by inspect()). sizeBytes, when
-// given, must be at least the base's virtual size (InvalidArgument, checked before anything
-// is created); without it the overlay has the base's size. The overlay must not exist yet
-// (InvalidArgument). On any failure nothing is left at the overlay path.
-reactor::Task<Result<void>> createOverlay(reactor::Reactor& r, std::string base, std::string overlay,
-                                          std::optional<uint64_t> sizeBytes);
+// probeBaseImage() of a file vmrd opens with its own rights (its cache, its images folder).
+Result<BaseImage> probeBaseFile(const std::string& path);
+
+// `qemu-img create -f qcow2 -F <format> -b <absolute base> -u <overlay> <size>`: a qcow2
+// overlay on `base` (already probed: the base file is not opened again, and the hypervisor is
+// handed it by descriptor). sizeBytes, when given, must be at least the base's virtual size
+// (InvalidArgument, checked before anything is created); without it the overlay has the
+// base's size. The overlay must not exist yet (InvalidArgument). On any failure nothing is left
+// at the overlay path.
+reactor::Task<Result<void>> createOverlay(reactor::Reactor& r, BaseImage base, std::string basePath,
+                                          std::string overlay, std::optional<uint64_t> sizeBytes);
 
 }  // namespace vmr::image
