@@ -66,11 +66,23 @@ Result<ConsoleRequest> consoleRequest(const rpc::Params& p)
     return req;
 }
 
+// Typing into a console changes the VM: read-only connections watch (docs/security.md).
+Result<void> checkRole(const ConsoleRequest& req, const rpc::Peer& peer)
+{
+    if (req.mode == console::Mode::ReadWrite && peer.role != rpc::Role::Admin)
+        return Error(ErrorKind::PermissionDenied,
+                     "This connection is read-only: it may watch the console of VM \"" + req.name +
+                         "\" but not type into it",
+                     "Attach read-only: vmrctl console " + req.name + " --ro");
+    return success();
+}
+
 // Checks everything before the reply: after it the connection is no longer JSON-RPC.
-Task<Result<std::string>> consoleMethod(vm::Manager& m, console::Registry& hubs, rpc::Params p)
+Task<Result<std::string>> consoleMethod(vm::Manager& m, console::Registry& hubs, rpc::Peer peer, rpc::Params p)
 {
     auto req = consoleRequest(p);
     if (!req) co_return std::move(req).error();
+    if (auto allowed = checkRole(*req, peer); !allowed) co_return std::move(allowed).error();
     auto hub = liveHub(m, hubs, req->name);
     if (!hub) co_return std::move(hub).error();
     // The hand-over follows in the same loop turn, so this is what will be replayed.
@@ -90,6 +102,7 @@ void attachViewer(vm::Manager& m, console::Registry& hubs, const rpc::Params& p,
 {
     auto req = consoleRequest(p);
     auto hub = req ? liveHub(m, hubs, req->name) : Result<console::Hub*>(req.error());
+    if (hub && !checkRole(*req, h.peer)) hub = Error(ErrorKind::PermissionDenied, "read-only");
     if (!hub) {
         h.stream->close();  // cannot happen within one loop turn; never leave it open unowned
         return;
@@ -171,7 +184,9 @@ void registerConsoleActions(rpc::Server& server, Services& s)
     vm::Manager* m = &s.manager;
     console::Registry* reg = &s.hubs;
     rpc::Method consoleM;
-    consoleM.async = [m, reg](rpc::Peer, rpc::Params p) { return consoleMethod(*m, *reg, std::move(p)); };
+    consoleM.async = [m, reg](rpc::Peer peer, rpc::Params p) {
+        return consoleMethod(*m, *reg, std::move(peer), std::move(p));
+    };
     consoleM.takeOver = [m, reg](const rpc::Params& p, rpc::Handover h) {
         attachViewer(*m, *reg, p, std::move(h));
     };

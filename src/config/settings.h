@@ -49,7 +49,16 @@ struct Settings {
     std::string stateDir;     // state_dir
     std::string runtimeDir;   // runtime_dir
     std::string socket;       // socket
-    std::string socketGroup;  // socket_group; empty: the daemon's own group
+    // socket_group: the group whose members manage VMs (the socket's group). Empty: in system
+    // mode "vmr" if that group exists, else root only; in user mode the daemon's own group.
+    std::string socketGroup;
+    // readonly_group: the group whose members may watch (list, status, events, logs, console
+    // --ro) through <socket's folder>/vmrd-ro.sock. Empty: "vmr-ro" if it exists (system mode).
+    std::string readonlyGroup;
+    // hypervisor_user: in system mode, the user QEMU runs as (never root unless this says
+    // "root"). Its files and sockets are handed to it as descriptors; it needs no access to
+    // vmrd's folders, and /dev/kvm's group is added to its groups.
+    std::string hypervisorUser = "vmr-vmm";
     std::string logLevel = "info";
 
     struct Limits {
@@ -64,6 +73,9 @@ struct Settings {
         // "none": QEMU without a guest (no CPU, devices or disks) for benchmarks of the daemon
         // itself; QMP, the console socket and the process lifecycle are the same.
         std::string machine = "q35";
+        // sandbox: QEMU's seccomp filter (-sandbox on, with obsolete, elevateprivileges, spawn
+        // and resourcecontrol denied).
+        bool sandbox = true;
     } qemu;
 
     struct Images {

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 
 namespace vmr::rpc {
 
@@ -59,8 +60,24 @@ struct Server::Pending {
 Server::Server(reactor::Reactor& reactor, UniqueFd listening, Limits limits)
     : reactor_(reactor), limits_(limits)
 {
-    listener_ = std::make_unique<reactor::Listener>(reactor_, std::move(listening),
-                                                    [this](UniqueFd fd) { onAccept(std::move(fd)); });
+    addListener(std::move(listening), Role::Admin);
+}
+
+std::string_view roleName(Role r) noexcept
+{
+    return r == Role::Admin ? "admin" : "read-only";
+}
+
+void Server::addListener(UniqueFd listening, Role ceiling)
+{
+    listeners_.push_back(std::make_unique<reactor::Listener>(
+        reactor_, std::move(listening), [this, ceiling](UniqueFd fd) { onAccept(std::move(fd), ceiling); }));
+}
+
+void Server::refuse(const UniqueFd& fd, const Error& err)
+{
+    std::string line = encodeError(Id{"null"}, err) + "\n";
+    (void)::send(fd.get(), line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 Server::~Server()
@@ -86,38 +103,63 @@ std::vector<std::string> Server::methodNames() const
 
 void Server::shutdown()
 {
-    if (listener_) listener_->stop();
-    listener_.reset();
+    for (auto& l : listeners_) l->stop();
+    listeners_.clear();
     std::vector<uint64_t> ids;
     ids.reserve(connections_.size());
     for (auto& [id, c] : connections_) ids.push_back(id);
     for (auto id : ids) closeConnection(id, nullptr);
 }
 
-void Server::onAccept(UniqueFd fd)
+void Server::onAccept(UniqueFd fd, Role ceiling)
 {
     if (connections_.size() >= limits_.maxClients) {
-        // Best effort: tell the client why, without waiting on it.
-        Error err(ErrorKind::Busy, "Too many clients are connected",
-                  "Close idle connections, or raise limits.max_clients in vmrd.toml");
-        std::string line = encodeError(Id{"null"}, err) + "\n";
-        (void)::send(fd.get(), line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        refuse(fd, Error(ErrorKind::Busy, "Too many clients are connected",
+                         "Close idle connections, or raise limits.max_clients in vmrd.toml"));
         logger().warn("Refused a client: {} connections already open", connections_.size());
         return;
     }
-    auto c = std::make_unique<Connection>(limits_.maxRequestBytes);
-    c->id = nextConnection_++;
-    c->stream = std::make_unique<reactor::Stream>(reactor_, std::move(fd));
-    if (auto cred = c->stream->peerCredentials()) {
-        c->peer = Peer{c->id, cred->pid, cred->uid, cred->gid};
+    Peer peer;
+    peer.connection = nextConnection_++;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        peer.pid = cred.pid;
+        peer.uid = cred.uid;
+        peer.gid = cred.gid;
     } else {
-        c->peer.connection = c->id;
+        // Nobody to authorize: never more than read-only.
+        peer.uid = static_cast<uid_t>(-1);
+        peer.gid = static_cast<gid_t>(-1);
     }
+    std::vector<gid_t> groups(64);
+    socklen_t glen = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERGROUPS, groups.data(), &glen) != 0 && errno == ERANGE) {
+        groups.resize(glen / sizeof(gid_t));
+        if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERGROUPS, groups.data(), &glen) != 0) glen = 0;
+    }
+    groups.resize(glen / sizeof(gid_t));
+    peer.groups = std::move(groups);
+    peer.role = ceiling;
+    if (authorize_) {
+        auto role = authorize_(peer, ceiling);
+        if (!role) {
+            refuse(fd, role.error());
+            logger().info("Refused uid={} gid={} pid={}: {}", peer.uid, peer.gid, peer.pid,
+                          role.error().message());
+            return;
+        }
+        peer.role = std::min(*role, ceiling);
+    }
+    auto c = std::make_unique<Connection>(limits_.maxRequestBytes);
+    c->id = peer.connection;
+    c->stream = std::make_unique<reactor::Stream>(reactor_, std::move(fd));
+    c->peer = std::move(peer);
     uint64_t id = c->id;
     auto* raw = c.get();
     connections_.emplace(id, std::move(c));
-    logger().debug("client {} connected (uid={} gid={} pid={})", id, raw->peer.uid, raw->peer.gid,
-                   raw->peer.pid);
+    logger().debug("client {} connected (uid={} gid={} pid={}, {})", id, raw->peer.uid, raw->peer.gid,
+                   raw->peer.pid, roleName(raw->peer.role));
 
     reactor::Stream::Callbacks cbs;
     cbs.onData = [this, raw](std::string_view data) { consume(*raw, data); };
@@ -211,8 +253,17 @@ void Server::handleItem(Connection& c, Item& item, const std::shared_ptr<Pending
         finishItem(connId, batch, slot, notify ? std::string() : encodeError(req.id, params.error()));
         return;
     }
+    if (m.mutating && c.peer.role != Role::Admin) {
+        Error err(ErrorKind::PermissionDenied,
+                  "`" + req.method + "` changes VMs, and this connection is read-only",
+                  "Join the group that owns vmrd's socket (docs/security.md), then connect again");
+        finishItem(connId, batch, slot, notify ? std::string() : encodeError(req.id, err));
+        return;
+    }
     if (m.mutating) {
-        logger().info("{} by uid={} gid={} pid={}", req.method, c.peer.uid, c.peer.gid, c.peer.pid);
+        std::string vm;
+        if (auto name = params->optString("name"); name && *name) vm = " (VM " + **name + ")";
+        logger().info("{} by uid={} gid={} pid={}{}", req.method, c.peer.uid, c.peer.gid, c.peer.pid, vm);
     }
     if (m.sync) {
         Call call{c.peer, req.method, *params};

@@ -4,6 +4,7 @@
 // requests, dispatches them through a method table, writes responses, and pushes `event`
 // notifications to subscribers. It owns no VM logic: vmrd registers the methods.
 
+#include "base/credentials.h"
 #include "base/result.h"
 #include "reactor/reactor.h"
 #include "reactor/scope.h"
@@ -31,13 +32,25 @@ struct Limits {
     size_t maxClients = 4096;
 };
 
-// Who is calling, from SO_PEERCRED.
+// What a connection may do (docs/security.md): ReadOnly calls every method not marked
+// mutating; Admin calls all of them.
+enum class Role { ReadOnly, Admin };
+std::string_view roleName(Role r) noexcept;  // "read-only" | "admin"
+
+// Who is calling, from SO_PEERCRED and SO_PEERGROUPS, and the role the daemon gave them.
 struct Peer {
     uint64_t connection = 0;
     pid_t pid = 0;
     uid_t uid = 0;
     gid_t gid = 0;
+    std::vector<gid_t> groups;  // supplementary groups at connect time
+    Role role = Role::Admin;
+    Credentials credentials() const { return Credentials{uid, gid, groups}; }
 };
+
+// Decides a new connection's role, at most `ceiling` (the listener's); an error refuses the
+// connection: it is sent as the only reply (id null), then the connection is closed.
+using Authorizer = std::function<Result<Role>(const Peer& peer, Role ceiling)>;
 
 // What a method handler sees.
 struct Call {
@@ -64,7 +77,7 @@ struct Handover {
 struct Method {
     std::function<Result<std::string>(const Call&)> sync;
     std::function<reactor::Task<Result<std::string>>(Peer peer, Params params)> async;
-    bool mutating = false;  // logged with the caller's credentials
+    bool mutating = false;  // needs the admin role; logged with the caller's credentials
     // Called after a successful reply on this connection; e.g. events.subscribe marks it.
     std::function<void(Server&, uint64_t connection, const Params&)> after;
     // Only with `async`: the method turns its connection into a raw byte stream (vm.console).
@@ -77,10 +90,16 @@ struct Method {
 
 class Server {
 public:
+    // Connections on `listening` are at most Admin.
     Server(reactor::Reactor& reactor, UniqueFd listening, Limits limits);
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
+
+    // Another socket, whose connections get at most `ceiling` (the read-only socket).
+    void addListener(UniqueFd listening, Role ceiling);
+    // Without one, every connection gets its listener's role.
+    void setAuthorizer(Authorizer a) { authorize_ = std::move(a); }
 
     void addMethod(std::string name, Method method);
     std::vector<std::string> methodNames() const;  // sorted
@@ -107,7 +126,9 @@ private:
     struct Connection;
     struct Pending;
 
-    void onAccept(UniqueFd fd);
+    void onAccept(UniqueFd fd, Role ceiling);
+    // Best effort, without waiting on the client: one error line before the connection goes.
+    static void refuse(const UniqueFd& fd, const Error& err);
     // Frame and dispatch bytes from the client, one line at a time, so that the bytes after a
     // hand-over request are kept as they are.
     void consume(Connection& c, std::string_view data);
@@ -128,7 +149,8 @@ private:
     reactor::Reactor& reactor_;
     Limits limits_;
     // Owned: the listener, every connection and the method table.
-    std::unique_ptr<reactor::Listener> listener_;
+    std::vector<std::unique_ptr<reactor::Listener>> listeners_;
+    Authorizer authorize_;
     std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
     std::vector<std::unique_ptr<Connection>>
         closing_;  // destroyed on the next loop turn, not inside callbacks

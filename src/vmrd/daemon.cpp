@@ -4,6 +4,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "config/templates.h"
+#include "vmrd/access.h"
 
 #include "config.h"
 
@@ -75,24 +76,6 @@ reactor::Task<void> adoptVms(vm::Manager& m, std::vector<store::VmRecord> record
     then();
 }
 
-// Does a live vmrd answer a ping on `path` within a second? Blocking: startup only.
-bool socketAnswers(const std::string& path)
-{
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (!fd || path.size() >= sizeof addr.sun_path) return false;
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
-    static constexpr std::string_view kPing = "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"vmr.ping\"}\n";
-    if (::send(fd.get(), kPing.data(), kPing.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(kPing.size()))
-        return false;
-    pollfd p{fd.get(), POLLIN, 0};
-    if (::poll(&p, 1, 1000) != 1) return false;
-    char reply[64];
-    return ::recv(fd.get(), reply, sizeof reply, MSG_DONTWAIT) > 0;  // an answer, not a hang-up
-}
-
 }  // namespace
 
 Result<std::unique_ptr<Daemon>> Daemon::create(Options options)
@@ -112,6 +95,7 @@ Daemon::~Daemon()
         reactor_->runUntil([this] { return cache_->idle(); }, std::chrono::seconds(10));
     }
     if (ownsSocketFile_) ::unlink(settings_.socket.c_str());
+    if (!readOnlySocket_.empty()) ::unlink(readOnlySocket_.c_str());
 }
 
 Result<void> Daemon::init()
@@ -182,9 +166,18 @@ Result<void> Daemon::init()
     // Re-adopt the VMs that kept running while vmrd was down; the loop runs it from the start.
     reactor::spawnDetached(adoptVms(*manager_, std::move(scan->records), [this] { attachConsoles(); }));
 
+    VMR_TRY_ASSIGN(groups_, accessGroups(settings_));
     auto listening = openControlSocket();
     if (!listening) return std::move(listening).error();
     server_ = std::make_unique<rpc::Server>(*reactor_, std::move(*listening), rpcLimits(settings_));
+    server_->setAuthorizer(makeAuthorizer(mode_, groups_));
+    if (mode_ == config::Mode::System && groups_.readOnly) {
+        std::string ro = readOnlySocketPath(settings_.socket);
+        VMR_TRY_ASSIGN(UniqueFd roFd, listenAt(ro, 0660, groups_.readOnly));
+        server_->addListener(std::move(roFd), rpc::Role::ReadOnly);
+        readOnlySocket_ = ro;
+        logger().info("Read-only socket {} (group {})", ro, groups_.readOnlyName);
+    }
     registerMethods();
 
     return success();
@@ -234,39 +227,8 @@ Result<UniqueFd> Daemon::openControlSocket()
         logger().info("Listening on the socket passed by the service manager (fd {})", *fd);
         return UniqueFd(*fd);
     }
-    std::filesystem::path dir = std::filesystem::path(settings_.socket).parent_path();
-    std::error_code ec;
-    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
-    auto fd = reactor::listenUnix(settings_.socket, 0660);
-    if (!fd && fd.error().kind() == ErrorKind::Busy && !socketAnswers(settings_.socket)) {
-        // We hold the state lock, so no vmrd serves this state; a listener that accepts but
-        // never answers is a dead vmrd's socket that the kernel has not torn down yet
-        // (io_uring releases a killed process's files asynchronously).
-        logger().warn("{} accepts connections but nobody answers: replacing it", settings_.socket);
-        ::unlink(settings_.socket.c_str());
-        fd = reactor::listenUnix(settings_.socket, 0660);
-    }
-    if (!fd) {
-        return Error(fd.error().kind(), "Cannot listen on " + settings_.socket,
-                     fd.error().kind() == ErrorKind::Busy
-                         ? "Another vmrd answers there; use vmrctl, or pick --socket"
-                         : "Check that the folder exists and is writable")
-            .causedBy(fd.error());
-    }
+    VMR_TRY_ASSIGN(UniqueFd fd, listenAt(settings_.socket, 0660, groups_.admin));
     ownsSocketFile_ = true;
-    if (!settings_.socketGroup.empty()) {
-        group* g = ::getgrnam(settings_.socketGroup.c_str());
-        if (g == nullptr) {
-            return Error(
-                ErrorKind::Config, "socket_group \"" + settings_.socketGroup + "\" does not exist",
-                "Create the group (groupadd " + settings_.socketGroup + ") or remove socket_group from " +
-                    (settings_.configPath.empty() ? std::string("vmrd.toml") : settings_.configPath));
-        }
-        if (::chown(settings_.socket.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
-            return Error::fromErrno(errno,
-                                    "Cannot give " + settings_.socket + " to group " + settings_.socketGroup);
-        }
-    }
     logger().info("Listening on {}", settings_.socket);
     return fd;
 }

@@ -13,6 +13,7 @@
 #include "rpc/server.h"
 #include "store/store.h"
 #include "vm/manager.h"
+#include "vmrd/access.h"
 
 #include <map>
 #include <memory>
@@ -71,6 +72,8 @@ private:
     std::unique_ptr<rpc::Server> server_;      // its async calls borrow the services
     std::unique_ptr<reactor::SignalSet> signals_;
     bool ownsSocketFile_ = false;
+    std::string readOnlySocket_;  // made by us (system mode); empty: none
+    AccessGroups groups_;
     bool stopping_ = false;
 };
 
