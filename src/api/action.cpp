@@ -15,9 +15,9 @@ Result<NoParams> parseNoParams(const rpc::Params& p)
     return NoParams{};
 }
 
-reactor::Task<Result<NoParams>> passThrough(Services&, CallContext, NoParams p)
+Result<NoParams> passThrough(Services&, const CallContext&, NoParams p)
 {
-    co_return p;
+    return p;
 }
 
 Result<std::string> nameOf(const rpc::Params& p)

@@ -43,7 +43,16 @@ struct Services {
     std::function<void(std::string_view topic, std::string_view vm, std::string_view fields)> publish;
 };
 
-// One verb: parse → run → write.
+// One verb: parse → run → write. A handler that never waits (vm.list, vmr.ping) is a
+// SyncAction: it answers on the spot, without a coroutine.
+template <typename P, typename R>
+struct SyncAction {
+    std::string_view method;
+    Result<P> (*parse)(const rpc::Params&);
+    Result<R> (*run)(Services&, const CallContext&, P);
+    std::string (*write)(const Services&, const R&);
+};
+
 template <typename P, typename R>
 struct Action {
     std::string_view method;
@@ -76,11 +85,24 @@ void add(rpc::Server& server, Services& s, Action<P, R> a)
                                  .mutating = a.mutating});
 }
 
+template <typename P, typename R>
+void add(rpc::Server& server, Services& s, SyncAction<P, R> a)
+{
+    Services* sp = &s;
+    rpc::Server* srv = &server;
+    server.addMethod(std::string(a.method),
+                     rpc::Method{.sync = [a, sp, srv](const rpc::Call& call) -> Result<std::string> {
+                         VMR_TRY_ASSIGN(P p, a.parse(call.params));
+                         VMR_TRY_ASSIGN(R r, a.run(*sp, CallContext{call.peer, srv}, std::move(p)));
+                         return a.write(*sp, r);
+                     }});
+}
+
 // Params of the methods that take none.
 struct NoParams {};
 Result<NoParams> parseNoParams(const rpc::Params& p);
 // A handler with nothing to do (the writer does the work, as for vm.list).
-reactor::Task<Result<NoParams>> passThrough(Services&, CallContext, NoParams p);
+Result<NoParams> passThrough(Services&, const CallContext&, NoParams p);
 
 // Params of the methods that name one VM and nothing else.
 struct NameParams {

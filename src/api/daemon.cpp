@@ -74,9 +74,9 @@ std::string writeVersion(const Services& s, const NoParams&)
 
 void registerDaemonActions(rpc::Server& server, Services& s)
 {
-    add(server, s, Action<NoParams, NoParams>{"vmr.version", parseNoParams, passThrough, writeVersion});
+    add(server, s, SyncAction<NoParams, NoParams>{"vmr.version", parseNoParams, passThrough, writeVersion});
     add(server, s,
-        Action<NoParams, NoParams>{
+        SyncAction<NoParams, NoParams>{
             "vmr.ping", parseNoParams, passThrough,
             [](const Services&, const NoParams&) { return std::string("{\"pong\":true}"); }});
     rpc::Server* srv = &server;

@@ -49,9 +49,9 @@ Task<Result<image::ImageEntry>> pull(Services& s, CallContext, image::Cache::Pul
     co_return co_await s.cache.pull(std::move(req), std::move(progress), nullptr);
 }
 
-Task<Result<std::vector<image::ImageEntry>>> list(Services& s, CallContext, NoParams)
+Result<std::vector<image::ImageEntry>> list(Services& s, const CallContext&, NoParams)
 {
-    co_return s.cache.list();
+    return s.cache.list();
 }
 
 std::string writeList(const Services&, const std::vector<image::ImageEntry>& all)
@@ -84,10 +84,13 @@ struct Inspected {
     image::ImageInfo info;
 };
 
-Task<Result<Inspected>> inspect(Services& s, CallContext, OneString p)
+Task<Result<Inspected>> inspect(Services& s, CallContext ctx, OneString p)
 {
     std::string target = std::move(p.value);
+    // A path is the caller's: qemu-img reads it with their rights. A cache image is vmrd's.
+    std::optional<Credentials> as = ctx.peer.credentials();
     if (target.empty() || target.front() != '/') {
+        as.reset();
         // A bare name is an image of the cache.
         auto e = s.cache.find(target);
         if (!e)
@@ -96,7 +99,7 @@ Task<Result<Inspected>> inspect(Services& s, CallContext, OneString p)
                             "Give the absolute path of an image file, or a name from `vmrctl image list`");
         target = e->path;
     }
-    VMR_CO_TRY_ASSIGN(image::ImageInfo info, co_await image::inspect(s.cache.reactor(), target));
+    VMR_CO_TRY_ASSIGN(image::ImageInfo info, co_await image::inspect(s.cache.reactor(), target, std::move(as)));
     co_return Inspected{target, std::move(info)};
 }
 
@@ -147,7 +150,7 @@ void registerImageActions(rpc::Server& server, Services& s)
         Action<image::Cache::PullRequest, image::ImageEntry>{"image.pull", parsePull, pull, writeEntry,
                                                              true});
     add(server, s,
-        Action<NoParams, std::vector<image::ImageEntry>>{"image.list", parseNoParams, list, writeList});
+        SyncAction<NoParams, std::vector<image::ImageEntry>>{"image.list", parseNoParams, list, writeList});
     add(server, s, Action<OneString, Inspected>{"image.inspect", parseOne<kPath>, inspect, writeInspected});
     add(server, s,
         Action<OneString, image::ImageEntry>{"image.remove", parseOne<kName>, remove, writeRemoved, true});

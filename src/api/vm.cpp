@@ -43,14 +43,14 @@ Task<Result<std::string>> destroy(Services& s, CallContext, NameParams p)
     co_return p.name;
 }
 
-Task<Result<const store::VmRecord*>> status(Services& s, CallContext, NameParams p)
+Result<const store::VmRecord*> status(Services& s, const CallContext&, NameParams p)
 {
-    co_return s.manager.get(p.name);
+    return s.manager.get(p.name);
 }
 
-Task<Result<std::vector<config::Template>>> templates(Services& s, CallContext, NoParams)
+Result<std::vector<config::Template>> templates(Services& s, const CallContext&, NoParams)
 {
-    co_return config::loadTemplates(s.templatesDir);
+    return config::loadTemplates(s.templatesDir);
 }
 
 std::string writeTemplates(const Services& s, const std::vector<config::Template>& all)
@@ -76,7 +76,8 @@ struct ProvisionResult {
 Task<Result<ProvisionResult>> provision(Services& s, CallContext ctx, ProvisionParams p)
 {
     VMR_CO_TRY_ASSIGN(size_t ran,
-                      co_await s.manager.provision(p.name, std::move(p.steps), provisionRelay(ctx, p.name)));
+                      co_await s.manager.provision(p.name, std::move(p.steps), provisionRelay(ctx, p.name),
+                                                   ctx.peer.credentials()));
     co_return ProvisionResult{p.name, ran};
 }
 
@@ -158,6 +159,7 @@ Task<Result<store::VmRecord>> create(Services& s, CallContext ctx, CreateParams 
         VMR_CO_TRY_ASSIGN(p.spec, decodeSpec(merged));
     }
     vm::Manager::CreateOptions opts;
+    opts.caller = ctx.peer.credentials();
     std::string url = p.spec->imageUrl;
     opts.onImageProgress = [ctx, url](const image::Progress& pr) { notifyImageProgress(ctx, url, pr); };
     VMR_CO_TRY_ASSIGN(store::VmRecord rec, co_await s.manager.create(std::move(*p.spec), std::move(opts)));
@@ -211,10 +213,11 @@ std::string listJson(const vm::Manager& m)
 void registerVmActions(rpc::Server& server, Services& s)
 {
     add(server, s,
-        Action<NoParams, NoParams>{"vm.list", parseNoParams, passThrough,
-                                   [](const Services& sv, const NoParams&) { return listJson(sv.manager); }});
+        SyncAction<NoParams, NoParams>{
+            "vm.list", parseNoParams, passThrough,
+            [](const Services& sv, const NoParams&) { return listJson(sv.manager); }});
     add(server, s,
-        Action<NameParams, const store::VmRecord*>{
+        SyncAction<NameParams, const store::VmRecord*>{
             "vm.status", parseName, status,
             [](const Services& sv, const store::VmRecord* const& r) { return recordJson(sv.manager, *r); }});
     add(server, s,
@@ -245,8 +248,8 @@ void registerVmActions(rpc::Server& server, Services& s)
             },
             true});
     add(server, s,
-        Action<NoParams, std::vector<config::Template>>{"template.list", parseNoParams, templates,
-                                                        writeTemplates});
+        SyncAction<NoParams, std::vector<config::Template>>{"template.list", parseNoParams, templates,
+                                                            writeTemplates});
 }
 
 }  // namespace vmr::api

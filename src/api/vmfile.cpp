@@ -132,6 +132,7 @@ Result<VmfileParams> parseDown(const rpc::Params& p)
 vm::VmfileContext context(const CallContext& ctx, const std::string& file)
 {
     vm::VmfileContext v;
+    v.caller = ctx.peer.credentials();
     v.file = file;
     v.say = [ctx](std::string_view vmName, std::string_view message) {
         json::Writer w;

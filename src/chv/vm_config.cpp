@@ -67,8 +67,8 @@ Result<std::string> buildVmConfig(const model::VmSpec& spec, const Attachments& 
     w.key("memory").beginObject().field("size", spec.memoryMib * 1024 * 1024).endObject();
     w.key("payload").beginObject();
     if (!a.firmware.empty()) w.field("firmware", a.firmware);
-    if (!spec.kernel.empty()) w.field("kernel", spec.kernel);
-    if (!spec.initrd.empty()) w.field("initramfs", spec.initrd);
+    if (!spec.kernel.empty()) w.field("kernel", a.kernel.empty() ? spec.kernel : a.kernel);
+    if (!spec.initrd.empty()) w.field("initramfs", a.initrd.empty() ? spec.initrd : a.initrd);
     if (!spec.cmdline.empty()) w.field("cmdline", spec.cmdline);
     w.endObject();
     if (!a.overlay.empty() || !a.seedIso.empty()) {

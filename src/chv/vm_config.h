@@ -23,6 +23,10 @@ struct Attachments {
     std::string mac;
     std::string rngSource = "/dev/urandom";  // empty: no virtio-rng
     std::string serialSocket;                // the serial port as a unix socket server
+    // Where cloud-hypervisor reads the spec's kernel and initrd (a /proc/self/fd path of a file
+    // vmrd opened for it); empty: the spec's own paths.
+    std::string kernel;
+    std::string initrd;
 };
 
 // The VmConfig JSON: cpus, memory (bytes), payload (the firmware, or the spec's kernel, initrd

@@ -79,6 +79,8 @@ void writeRuntimeFields(json::Writer& w, const VmRuntime& r)
         .nullableField("mac", r.mac)
         .nullableField("seed", r.seed)
         .nullableField("host_key", r.hostKey)
+        .optionalField("owner_uid", r.ownerUid)
+        .optionalField("owner_gid", r.ownerGid)
         .field("state", wordOf(r.state))
         .nullableField("state_reason", r.stateReason)
         .optionalField("pid", r.pid)
@@ -90,7 +92,9 @@ void writeRuntimeFields(json::Writer& w, const VmRuntime& r)
 
 Result<VmRuntime> runtimeFromJson(std::string_view text, std::map<std::string, std::string>* unknown)
 {
-    simdjson::dom::parser parser;
+    // One parser per thread and function: its buffers are reused from call to call (a record is
+    // parsed at every save), and the functions that call each other keep their own.
+    thread_local simdjson::dom::parser parser;
     simdjson::padded_string padded(text);
     VMR_TRY_ASSIGN(auto obj, jr::object(parser, padded, kCorrupt, "The runtime"));
     VmRuntime r;
@@ -123,8 +127,12 @@ Result<VmRuntime> runtimeFromJson(std::string_view text, std::map<std::string, s
         } else if (key == "state_reason") {
             VMR_TRY_ASSIGN(r.stateReason, jr::nullableString(kCorrupt, key, e));
         } else if (e.is_null() && (key == "pid" || key == "pid_start_time" || key == "ssh_port" ||
-                                   key == "vnc_port" || key == "accel_in_use")) {
+                                   key == "vnc_port" || key == "accel_in_use" || key == "owner_uid" ||
+                                   key == "owner_gid")) {
             continue;
+        } else if (key == "owner_uid" || key == "owner_gid") {
+            VMR_TRY_ASSIGN(uint64_t id, jr::unsignedInt(kCorrupt, key, e, 0, UINT32_MAX - 1));
+            (key == "owner_uid" ? r.ownerUid : r.ownerGid) = static_cast<uint32_t>(id);
         } else if (key == "pid") {
             VMR_TRY_ASSIGN(uint64_t pid, jr::unsignedInt(kCorrupt, key, e, 1, INT32_MAX));
             r.pid = static_cast<int32_t>(pid);

@@ -26,6 +26,11 @@ struct VmRuntime {
     // The guest's SSH host key, "ssh-ed25519 AAAA...": generated and injected by vmrd, or
     // pinned at first use (raw user-data). Empty: not known yet.
     std::string hostKey;
+    // Who created the VM (the caller's uid and primary gid): the paths its spec names (image,
+    // kernel, initrd, firmware file) are opened with this user's rights at every start
+    // (docs/security.md). Empty in records older than ownership: vmrd's own rights.
+    std::optional<uint32_t> ownerUid;
+    std::optional<uint32_t> ownerGid;
 
     VmState state = VmState::Preparing;
     std::string stateReason;

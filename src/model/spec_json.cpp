@@ -311,7 +311,9 @@ std::string specToJson(const VmSpec& spec)
 
 Result<VmSpec> specFromJson(std::string_view text, const ReadOptions& opts)
 {
-    simdjson::dom::parser parser;
+    // One parser per thread and function: its buffers are reused from call to call (a record is
+    // parsed at every save), and the functions that call each other keep their own.
+    thread_local simdjson::dom::parser parser;
     simdjson::padded_string padded(text);
     VMR_TRY_ASSIGN(auto obj, jr::object(parser, padded, opts.kind,
                                         opts.kind == ErrorKind::StoreCorrupt ? "The spec" : "The params"));

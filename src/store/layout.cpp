@@ -1,10 +1,5 @@
 #include "store/layout.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-
 namespace vmr::store {
 
 namespace {
@@ -44,7 +39,9 @@ std::string Layout::runtimeSocket(std::string_view id, std::string_view kind) co
 
 mode_t Layout::stateDirMode() const noexcept
 {
-    return mode_ == config::Mode::System ? 0755 : 0700;
+    // vmrd's alone in both modes: clients reach VMs through the socket, and the hypervisor
+    // user is handed its files as descriptors (docs/security.md).
+    return 0700;
 }
 
 mode_t Layout::runtimeDirMode() const noexcept
@@ -57,15 +54,14 @@ Result<void> Layout::ensureDirs() const
     VMR_TRY(makeDirs(stateDir_, stateDirMode()));
     VMR_TRY(makeDirs(vmsDir(), stateDirMode()));
     VMR_TRY(makeDirs(imagesDir(), stateDirMode()));
-    VMR_TRY(makeDirs(runtimeDir_, runtimeDirMode()));
-
-    struct stat st {};
-    if (::lstat(runtimeDir_.c_str(), &st) != 0) return Error::fromErrno(errno, "Cannot stat " + runtimeDir_);
-    if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid())
-        return Error(ErrorKind::PermissionDenied,
-                     "Cannot use runtime directory " + runtimeDir_ + ": it is not a directory owned by uid " +
-                         std::to_string(::geteuid()),
-                     "Remove it, or set runtime_dir in vmrd.toml");
+    // Sockets live there: a folder someone else made, or can write in, is refused.
+    if (auto own = ensureOwnDir(runtimeDir_, runtimeDirMode()); !own) {
+        Error e = std::move(own).error();
+        if (e.kind() == ErrorKind::PermissionDenied)
+            e.withHint(e.hint().empty() ? "Set runtime_dir in vmrd.toml"
+                                        : e.hint() + ", or set runtime_dir in vmrd.toml");
+        return e;
+    }
     VMR_TRY(makeDirs(runtimeVmsDir(), 0700));
     return success();
 }

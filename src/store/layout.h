@@ -32,7 +32,7 @@ public:
     // <runtime>/vms/<id>.<kind>, kind being "qmp", "api" or "serial".
     std::string runtimeSocket(std::string_view id, std::string_view kind) const;
 
-    // Modes: the state dir (and vms/, images/) 0755 in system mode, 0700 in user mode;
+    // Modes: the state dir (and vms/, images/) 0700;
     // each VM's folder 0700; the runtime dir 0755 / 0700; <runtime>/vms 0700.
     mode_t stateDirMode() const noexcept;
     mode_t runtimeDirMode() const noexcept;

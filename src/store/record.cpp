@@ -79,7 +79,9 @@ std::string toJson(const VmRecord& r)
 
 Result<VmRecord> recordFromJson(std::string_view text)
 {
-    simdjson::dom::parser parser;
+    // One parser per thread and function: its buffers are reused from call to call (a record is
+    // parsed at every save), and the functions that call each other keep their own.
+    thread_local simdjson::dom::parser parser;
     simdjson::padded_string padded(text);
     VMR_TRY_ASSIGN(auto obj, jr::object(parser, padded, kCorrupt, "The record"));
     simdjson::dom::element versionEl;

@@ -24,12 +24,6 @@ constexpr const char* kNoKvmHint =
     "cloud-hypervisor has no software emulation: load kvm_intel or kvm_amd and give vmrd's user "
     "read-write access to /dev/kvm (group kvm), or use backend \"qemu\"";
 
-bool isReadableFile(const std::string& path)
-{
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), R_OK) == 0;
-}
-
 }  // namespace
 
 Result<void> checkKvm(const KvmProbePaths& paths)
@@ -58,13 +52,43 @@ Result<void> checkKvm(const KvmProbePaths& paths)
     return success();
 }
 
+namespace {
+
+constexpr int kEventMonitorChildFd = 3;
+constexpr int kFirstFileChildFd = 4;
+
+// The launch files cloud-hypervisor starts with, from fd 4 in this order, each one present only
+// when the launch names it: it reads them through /proc/self/fd/N, never by their paths.
+std::vector<const LaunchFile*> passedFiles(const Launch& l)
+{
+    std::vector<const LaunchFile*> out;
+    for (const LaunchFile* f : {&l.bios, &l.kernel, &l.initrd, &l.overlay, &l.seedIso})
+        if (!f->empty()) out.push_back(f);
+    return out;
+}
+
+std::string childPath(const Launch& l, const LaunchFile& f)
+{
+    auto files = passedFiles(l);
+    for (size_t i = 0; i < files.size(); ++i)
+        if (files[i] == &f) return "/proc/self/fd/" + std::to_string(kFirstFileChildFd + static_cast<int>(i));
+    return {};
+}
+
+}  // namespace
+
 chv::Attachments chvAttachments(const DriverConfig& cfg)
 {
     const Launch& l = cfg.launch;
     chv::Attachments a;
-    a.firmware = cfg.spec.firmware.kind == model::FirmwareKind::File ? cfg.spec.firmware.file : std::string();
-    a.overlay = l.overlay;
-    a.seedIso = l.seedIso;
+    // A launch without files (a driver that only watches, or a test's) names the spec's.
+    a.firmware = !l.bios.empty()                                          ? childPath(l, l.bios)
+                 : cfg.spec.firmware.kind == model::FirmwareKind::File ? cfg.spec.firmware.file
+                                                                         : std::string();
+    a.kernel = childPath(l, l.kernel);
+    a.initrd = childPath(l, l.initrd);
+    a.overlay = childPath(l, l.overlay);
+    a.seedIso = childPath(l, l.seedIso);
     if (cfg.spec.network.mode == model::NetMode::Tap) {
         a.tap = l.tap;
         a.mac = l.mac;
@@ -97,17 +121,9 @@ Result<void> ChvDriver::preflight() const
     if (cfg_.spec.network.mode == model::NetMode::Tap && cfg_.launch.tap.empty())
         return Error(ErrorKind::InvalidArgument, "Network \"tap\" needs a tap device name",
                      "Configure the tap device for the VM");
-    chv::Attachments a = chvAttachments(cfg_);
-    VMR_TRY(chv::buildVmConfig(cfg_.spec, a));
-    if (!a.firmware.empty() && !isReadableFile(a.firmware))
-        return Error(ErrorKind::NotFound, "Firmware " + a.firmware + " not found",
-                     "cloud-hypervisor boots disk images with rust-hypervisor-firmware (hypervisor-fw) or a "
-                     "CLOUDHV OVMF build; give the path of one");
-    for (const auto& [what, path] : {std::pair<std::string, std::string>{"Kernel", cfg_.spec.kernel},
-                                     std::pair<std::string, std::string>{"Initrd", cfg_.spec.initrd}}) {
-        if (!path.empty() && !isReadableFile(path))
-            return Error(ErrorKind::NotFound, what + " " + path + " not found", "Check the path");
-    }
+    // The files themselves were opened, as their owner, when the start was prepared
+    // (vm/launch_files.h).
+    VMR_TRY(chv::buildVmConfig(cfg_.spec, chvAttachments(cfg_)));
     if (cfg_.requireKvm) VMR_TRY(checkKvm(cfg_.kvm));
     return success();
 }
@@ -181,9 +197,17 @@ Result<Driver::Spawn> ChvDriver::spawnPlan()
         if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
             return Error::fromErrno(errno, "Cannot create the event monitor socket");
         eventsPending_.reset(sv[0]);
-        plan.argv.insert(plan.argv.end(), {"--event-monitor", "fd=3"});
+        plan.argv.insert(plan.argv.end(), {"--event-monitor", "fd=" + std::to_string(kEventMonitorChildFd)});
         // The VMM holds its end once spawned; EOF on ours then means it has gone.
-        plan.fds.emplace_back(UniqueFd(sv[1]), 3);
+        plan.fds.emplace_back(UniqueFd(sv[1]), kEventMonitorChildFd);
+    }
+    auto files = passedFiles(cfg_.launch);
+    for (size_t i = 0; i < files.size(); ++i) {
+        if (!files[i]->opened())
+            return Error(ErrorKind::Internal, "The launch file " + files[i]->path + " was not opened");
+        UniqueFd copy(::fcntl(files[i]->get(), F_DUPFD_CLOEXEC, 0));
+        if (!copy) return Error::fromErrno(errno, "Cannot pass " + files[i]->path + " to cloud-hypervisor");
+        plan.fds.emplace_back(std::move(copy), kFirstFileChildFd + static_cast<int>(i));
     }
     return plan;
 }

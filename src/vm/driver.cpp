@@ -130,10 +130,13 @@ Result<void> Driver::spawn()
     reactor::SpawnOptions opts;
     opts.argv = std::move(plan.argv);
     opts.newSession = true;  // the hypervisor outlives vmrd
+    opts.runAs = cfg_.launch.runAs;
     opts.fds.emplace_back(log.get(), 2);
     for (const auto& [fd, number] : plan.fds) opts.fds.emplace_back(fd.get(), number);
     log::command("vm", opts.argv);
     auto child = reactor::Child::spawn(reactor_, std::move(opts));
+    // The hypervisor holds its own descriptors now (or failed to start): vmrd's go.
+    cfg_.launch.releaseFiles();
     if (!child) {
         if (child.error().kind() == ErrorKind::NotFound)
             return Error(ErrorKind::ToolMissing,

@@ -1,17 +1,21 @@
 #include "vm/manager.h"
 
 #include "base/files.h"
+#include "image/base_image.h"
 #include "image/qemu_img.h"
 #include "model/names.h"
 #include "net/mac.h"
 #include "net/mode.h"
 #include "vm/firmware.h"
+#include "vm/launch_files.h"
 #include "vm/logger.h"
 #include "vm/process.h"
 #include "vm/provisioning.h"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -93,6 +97,23 @@ Manager::Paths Manager::pathsOf(const store::VmRecord& rec) const
     return p;
 }
 
+Result<std::optional<Credentials>> Manager::hypervisorUser() const
+{
+    const std::string& name = settings_.hypervisorUser;
+    using Hypervisor = std::optional<Credentials>;
+    if (settings_.mode != config::Mode::System || name == "root" || ::geteuid() != 0) return Hypervisor();
+    auto user = userByName(name);
+    if (!user)
+        return Error(ErrorKind::Config, "hypervisor_user \"" + name + "\" does not exist: QEMU never runs as root",
+                     "Create it (useradd --system --no-create-home --shell /usr/sbin/nologin " + name +
+                         "), or name another user in vmrd.toml's hypervisor_user");
+    if (user->uid == 0) return Hypervisor();
+    // KVM through /dev/kvm's group, whatever the account database says.
+    struct stat kvm {};
+    if (::stat("/dev/kvm", &kvm) == 0 && !user->inGroup(kvm.st_gid)) user->groups.push_back(kvm.st_gid);
+    return std::optional<Credentials>(std::move(*user));
+}
+
 Result<DriverConfig> Manager::driverConfig(const store::VmRecord& rec, std::optional<Accel> accel) const
 {
     DriverConfig cfg;
@@ -105,19 +126,34 @@ Result<DriverConfig> Manager::driverConfig(const store::VmRecord& rec, std::opti
     cfg.paths = p.runtime;
     Launch& l = cfg.launch;
     l.accel = qemu ? accel.value_or(Accel::Tcg) : Accel::Kvm;
-    l.overlay = p.overlay;
-    l.seedIso = rec.runtime.seed;
+    l.base = LaunchFile(rec.spec.image);
+    l.overlay = LaunchFile(p.overlay);
+    l.seedIso = LaunchFile(rec.runtime.seed);
+    l.kernel = LaunchFile(rec.spec.kernel);
+    l.initrd = LaunchFile(rec.spec.initrd);
+    bool firmwareFile = rec.spec.firmware.kind == model::FirmwareKind::File;
+    if (firmwareFile) l.bios = LaunchFile(rec.spec.firmware.file);
     l.mac = rec.runtime.mac;
     if (rec.spec.network.mode == model::NetMode::User) l.sshPort = rec.runtime.sshPort;
     l.machineNone = qemu && settings_.qemu.machine == "none";
-    if (qemu && accel) {
-        // The firmware files are checked at each start; a driver that only watches needs none.
+    if (!accel) return cfg;  // a driver that only watches opens nothing
+
+    // A start: the system's firmware checked, every file opened, whom the hypervisor runs as.
+    if (qemu && !firmwareFile) {
         VMR_TRY_ASSIGN(Firmware fw, resolveFirmware(std::string(model::firmwareWord(rec.spec.firmware))));
-        l.bios = fw.bios;
+        l.bios = LaunchFile(fw.bios);
         if (!fw.uefiCode.empty()) {
-            l.uefiCode = fw.uefiCode;
-            l.uefiVars = p.uefiVars;
+            l.uefiCode = LaunchFile(fw.uefiCode);
+            l.uefiVars = LaunchFile(p.uefiVars);
         }
+    }
+    if (qemu) {
+        l.sandbox = settings_.qemu.sandbox;
+        VMR_TRY_ASSIGN(l.runAs, hypervisorUser());
+    }
+    if (!l.machineNone) {
+        FileRights rights{ownerOf(rec.runtime), store_.layout().imagesDir(), p.workDir, l.runAs};
+        VMR_TRY(openLaunchFiles(l, rights, firmwareFile));
     }
     return cfg;
 }
@@ -182,16 +218,9 @@ Result<Accel> Manager::chooseAccel(const std::optional<model::AccelChoice>& aske
     return decision.accel;
 }
 
-Result<std::string> Manager::resolveImage(const std::string& image) const
+std::string Manager::resolveImage(const std::string& image) const
 {
-    std::string path =
-        image.find('/') != std::string::npos ? image : store_.layout().imagesDir() + "/" + image;
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0 || S_ISDIR(st.st_mode))
-        return Error(
-            ErrorKind::ImageNotFound, "Image \"" + image + "\" not found",
-            "Give the path of an image file, or the name of an image in " + store_.layout().imagesDir());
-    return path;
+    return image.find('/') != std::string::npos ? image : store_.layout().imagesDir() + "/" + image;
 }
 
 Task<Result<void>> Manager::adoptAll(std::vector<store::VmRecord> records)
@@ -261,7 +290,7 @@ Result<std::string> Manager::newId() const
     }
 }
 
-Result<void> Manager::checkCreate(const model::VmSpec& spec) const
+Result<void> Manager::checkCreate(const model::VmSpec& spec, const Credentials& caller) const
 {
     VMR_TRY(model::validateVmName(spec.name));
     VMR_TRY(model::checkSpec(spec, true));
@@ -269,13 +298,20 @@ Result<void> Manager::checkCreate(const model::VmSpec& spec) const
         return Error(ErrorKind::VmExists, "VM \"" + spec.name + "\" already exists",
                      "Choose another name, or run `vmrctl destroy " + spec.name + "` first");
     VMR_TRY(net::checkSupported(spec.network.mode));
-    for (const std::string* file : {&spec.kernel, &spec.initrd}) {
-        struct stat st {};
-        if (!file->empty() && (::stat(file->c_str(), &st) != 0 || !S_ISREG(st.st_mode)))
-            return Error(ErrorKind::NotFound, "Boot file " + *file + " does not exist",
-                         "Give the path of an existing kernel and initrd");
+    // A firmware word this vmrd does not know is no file name either.
+    if (spec.firmware.kind == model::FirmwareKind::File && spec.firmware.file.find('/') == std::string::npos)
+        VMR_TRY(resolveFirmware(spec.firmware.file));
+    // The files the spec names, opened as the caller: one they cannot read is refused now.
+    for (auto [file, what] : {std::pair{&spec.kernel, "kernel"}, std::pair{&spec.initrd, "initrd"},
+                              std::pair{&spec.firmware.file, "firmware"}}) {
+        if (!file->empty()) VMR_TRY(openFileAs(caller, *file, O_RDONLY, what));
     }
-    if (spec.backend == model::Backend::Qemu)
+    // So are the provisioning steps' scripts and sources (opened again when they run).
+    for (const auto& step : spec.provision) {
+        const std::string& local = step.kind == model::ProvisionStep::Kind::File ? step.source : step.script;
+        if (!local.empty()) VMR_TRY(openFileAs(caller, local, O_RDONLY, "provisioning file"));
+    }
+    if (spec.backend == model::Backend::Qemu && spec.firmware.kind != model::FirmwareKind::File)
         VMR_TRY(resolveFirmware(std::string(model::firmwareWord(spec.firmware))));
     if (!seedSupported() && (spec.cloudInit.userData || !spec.cloudInit.authorizedKeys.empty()))
         return Error(ErrorKind::Unsupported,
@@ -291,10 +327,26 @@ Result<void> Manager::checkCreate(const model::VmSpec& spec) const
     return driver->preflight();
 }
 
-Task<Result<void>> Manager::makeVm(store::VmRecord& rec)
+Task<Result<void>> Manager::makeVm(store::VmRecord& rec, const Credentials& caller)
 {
     const std::string& name = rec.name();
     const model::VmSpec& spec = rec.spec;
+    // The base, opened as whoever named it (vmrd for its own images) and probed by descriptor: a
+    // standalone qcow2 or raw image, or nothing is made.
+    const std::string imagesDir = store_.layout().imagesDir();
+    bool ownImage = isOwnImage(spec.image, imagesDir);
+    auto opened = openFileAs(ownImage ? Credentials::self() : caller, spec.image, O_RDONLY, "image");
+    if (!opened && opened.error().kind() == ErrorKind::NotFound)
+        co_return Error(ErrorKind::ImageNotFound, "Image \"" + spec.image + "\" not found",
+                        "Give the path of an image file, or the name of an image in " + imagesDir);
+    VMR_CO_TRY_ASSIGN(UniqueFd baseFd, std::move(opened));
+    VMR_CO_TRY_ASSIGN(image::BaseImage base, image::probeBaseImage(baseFd.get(), spec.image));
+    baseFd.reset();
+    if (spec.backend == model::Backend::Chv && !ownImage && caller.uid != ::geteuid())
+        co_return Error(ErrorKind::Unsupported,
+                        "cloud-hypervisor opens a disk's backing image by its path, with vmrd's rights: it "
+                        "cannot boot " + spec.image + " for uid " + std::to_string(caller.uid),
+                        "Put the image in " + imagesDir + " (vmrctl image pull), or use backend \"qemu\"");
     if (spec.network.mode == model::NetMode::User) {
         VMR_CO_TRY_ASSIGN(rec.runtime.sshPort, ports_.allocate(name, std::nullopt));
     }
@@ -302,7 +354,7 @@ Task<Result<void>> Manager::makeVm(store::VmRecord& rec)
     const std::string dir = store_.layout().vmDir(name);
     std::optional<uint64_t> sizeBytes;
     if (spec.diskGib) sizeBytes = *spec.diskGib << 30;
-    VMR_CO_TRY(co_await image::createOverlay(reactor_, spec.image, dir + "/" + kOverlayName, sizeBytes));
+    VMR_CO_TRY(co_await image::createOverlay(reactor_, base, spec.image, dir + "/" + kOverlayName, sizeBytes));
     if (spec.backend == model::Backend::Qemu) {
         VMR_CO_TRY_ASSIGN(Firmware fw, resolveFirmware(std::string(model::firmwareWord(spec.firmware))));
         if (!fw.uefiVarsTemplate.empty())
@@ -328,7 +380,7 @@ Task<Result<void>> Manager::makeVm(store::VmRecord& rec)
 
 Task<Result<store::VmRecord>> Manager::create(model::VmSpec spec, CreateOptions opts)
 {
-    VMR_CO_TRY(checkCreate(spec));
+    VMR_CO_TRY(checkCreate(spec, opts.caller));
     const std::string name = spec.name;
     if (!spec.imageUrl.empty() && spec.image.empty()) {
         creating_.insert(name);
@@ -340,7 +392,7 @@ Task<Result<store::VmRecord>> Manager::create(model::VmSpec spec, CreateOptions 
             co_return Error(ErrorKind::VmExists, "VM \"" + name + "\" was created while its image downloaded",
                             "Choose another name");
     }
-    VMR_CO_TRY_ASSIGN(spec.image, resolveImage(spec.image));
+    spec.image = resolveImage(spec.image);
 
     store::VmRecord rec;
     rec.spec = std::move(spec);
@@ -349,6 +401,8 @@ Task<Result<store::VmRecord>> Manager::create(model::VmSpec spec, CreateOptions 
     rec.runtime.mac = net::macFor(rec.runtime.id);
     rec.runtime.state = VmState::Prepared;
     rec.runtime.stateReason = "created";
+    rec.runtime.ownerUid = opts.caller.uid;
+    rec.runtime.ownerGid = opts.caller.gid;
 
     // From here every failure undoes what was done: folder removed, port released.
     creating_.insert(name);
@@ -367,7 +421,7 @@ Task<Result<store::VmRecord>> Manager::create(model::VmSpec spec, CreateOptions 
             }
         }
     } undo{*this, name};
-    VMR_CO_TRY(co_await makeVm(rec));
+    VMR_CO_TRY(co_await makeVm(rec, opts.caller));
 
     auto e = std::make_shared<Entry>();
     e->record = rec;
@@ -380,6 +434,11 @@ Task<Result<store::VmRecord>> Manager::create(model::VmSpec spec, CreateOptions 
     // once leave that much free heap behind. Give it back (vmrd is meant to stay small).
     ::malloc_trim(0);
     co_return rec;
+}
+
+Task<Result<store::VmRecord>> Manager::create(model::VmSpec spec)
+{
+    return create(std::move(spec), CreateOptions{});
 }
 
 Task<Result<store::VmRecord>> Manager::start(std::string name)

@@ -5,6 +5,7 @@
 // change a driver reports (QMP events, the pidfd exit) updates the record, is saved atomically
 // and is reported through the event callback. Single-threaded: call it on the reactor's thread.
 
+#include "base/credentials.h"
 #include "base/result.h"
 #include "config/settings.h"
 #include "image/cache.h"
@@ -57,11 +58,16 @@ public:
 
     struct CreateOptions {
         image::ProgressFn onImageProgress;  // while image_url downloads
+        // Who asks: the paths the spec names are opened with these rights, now and at every
+        // start (the record keeps the uid and gid as its owner).
+        Credentials caller = Credentials::self();
     };
     // A new VM in state "prepared": the image (downloaded through the cache for image_url),
-    // folder, qcow2 overlay, keys, seed, record. The spec is checked first (model::checkSpec);
-    // on any failure nothing is left on disk and no port is held.
-    reactor::Task<Result<store::VmRecord>> create(model::VmSpec spec, CreateOptions opts = {});
+    // folder, qcow2 overlay, keys, seed, record. The spec is checked first (model::checkSpec),
+    // and every file it names opened as the caller; on any failure nothing is left on disk and
+    // no port is held.
+    reactor::Task<Result<store::VmRecord>> create(model::VmSpec spec, CreateOptions opts);
+    reactor::Task<Result<store::VmRecord>> create(model::VmSpec spec);  // as vmrd itself
     reactor::Task<Result<store::VmRecord>> start(std::string name);
     reactor::Task<Result<store::VmRecord>> stop(std::string name, StopOptions opts);
     reactor::Task<Result<store::VmRecord>> suspend(std::string name);
@@ -76,9 +82,10 @@ public:
         std::function<void(size_t step, size_t total, std::string_view description)> onStep;
         std::function<void(size_t step, bool stderrStream, std::string_view data)> onOutput;
     };
+    // The steps' local files (scripts, file sources) are opened with the caller's rights.
     reactor::Task<Result<size_t>> provision(std::string name,
                                             std::optional<std::vector<model::ProvisionStep>> steps,
-                                            ProvisionCallbacks cb);
+                                            ProvisionCallbacks cb, Credentials caller = Credentials::self());
 
     // Valid until the next call that can change the set of VMs (create, destroy, adoptAll).
     const store::VmRecord* find(std::string_view name) const;
@@ -122,16 +129,20 @@ private:
 
     Result<std::shared_ptr<Entry>> lookup(std::string_view name) const;
     // What a start needs besides the spec; `accel` empty for a driver that only watches.
+    // For a start (`accel` given) every launch file is opened (vm/launch_files.h).
     Result<DriverConfig> driverConfig(const store::VmRecord& rec, std::optional<Accel> accel) const;
+    // The user QEMU runs as: hypervisor_user in system mode (with /dev/kvm's group), else none.
+    Result<std::optional<Credentials>> hypervisorUser() const;
     Result<void> attachDriver(const std::shared_ptr<Entry>& e, std::optional<Accel> accel);
     void onDriverState(Entry& e, VmState from, VmState to, const std::string& reason);
     void syncRuntime(Entry& e);
     void save(Entry& e, Durability durability = Durability::Disk);
-    Result<std::string> resolveImage(const std::string& image) const;
+    // An image name is a file in the images folder; a path is itself.
+    std::string resolveImage(const std::string& image) const;
     Result<Accel> chooseAccel(const std::optional<model::AccelChoice>& asked);
     // The checks a create makes before anything is made, and the steps that make the VM.
-    Result<void> checkCreate(const model::VmSpec& spec) const;
-    reactor::Task<Result<void>> makeVm(store::VmRecord& rec);
+    Result<void> checkCreate(const model::VmSpec& spec, const Credentials& caller) const;
+    reactor::Task<Result<void>> makeVm(store::VmRecord& rec, const Credentials& caller);
     Result<std::string> newId() const;
 
     // Borrowed.

@@ -4,6 +4,10 @@
 #include "vm/manager.h"
 #include "vm/provisioning.h"
 
+#include <fcntl.h>
+
+#include <map>
+
 #include "config.h"
 #if VMR_HAVE_SSH
 #include "provision/ssh/provisioner.h"
@@ -36,7 +40,7 @@ std::vector<provision::ProvisionStep> toSshSteps(const std::vector<model::Provis
 
 Task<Result<size_t>> Manager::provision(std::string name,
                                         std::optional<std::vector<model::ProvisionStep>> given,
-                                        ProvisionCallbacks cb)
+                                        ProvisionCallbacks cb, Credentials caller)
 {
     VMR_CO_TRY_ASSIGN(std::shared_ptr<Entry> e, lookup(name));
 #if VMR_HAVE_SSH
@@ -54,6 +58,15 @@ Task<Result<size_t>> Manager::provision(std::string name,
                         "VM with --network user");
     auto steps = toSshSteps(given ? *given : rec.spec.provision);
     if (steps.empty()) co_return size_t{0};
+    // Every script and file source is the caller's: opened now, with their rights (never
+    // vmrd's), so that one they cannot read is refused before the guest is reached.
+    auto opened = std::make_shared<std::multimap<std::string, UniqueFd>>();
+    for (const auto& step : given ? *given : rec.spec.provision) {
+        const std::string& local = step.kind == model::ProvisionStep::Kind::File ? step.source : step.script;
+        if (local.empty()) continue;
+        VMR_CO_TRY_ASSIGN(UniqueFd fd, openFileAs(caller, local, O_RDONLY, "provisioning file"));
+        opened->emplace(local, std::move(fd));
+    }
 
     const std::string dir = store_.layout().vmDir(name);
     provision::ConnectOptions opts;
@@ -75,6 +88,14 @@ Task<Result<size_t>> Manager::provision(std::string name,
     }
     provision::ProvisionOptions popts;
     popts.logPath = dir + "/" + kProvisionLog;
+    popts.openLocal = [opened](const std::string& path) -> Result<UniqueFd> {
+        auto it = opened->find(path);
+        if (it == opened->end())
+            return Error(ErrorKind::Internal, "The provisioning file " + path + " was not opened beforehand");
+        UniqueFd fd = std::move(it->second);
+        opened->erase(it);
+        return fd;
+    };
     popts.onStep = cb.onStep;
     if (cb.onOutput) {
         auto out = cb.onOutput;
@@ -91,6 +112,7 @@ Task<Result<size_t>> Manager::provision(std::string name,
 #else
     (void)given;
     (void)cb;
+    (void)caller;
     co_return Error(ErrorKind::Unsupported, "This vmrd was built without SSH support (libssh2)",
                     "Rebuild vmrd with libssh2 (Debian: apt-get install libssh2-1-dev)");
 #endif

@@ -4,18 +4,15 @@
 #include "vm/logger.h"
 #include "vm/qemu_argv.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
+#include <cerrno>
 
 namespace vmr::vm {
 
 using reactor::Task;
 using namespace std::chrono_literals;
-
-namespace {
-
-constexpr int kQmpChildFd = 3;
-
-}  // namespace
 
 QemuDriver::QemuDriver(reactor::Reactor& r, DriverConfig cfg, VmState initial)
     : Driver(r, std::move(cfg), initial)
@@ -56,12 +53,24 @@ StateChange QemuDriver::exitState(const reactor::ExitStatus& st)
 
 Result<Driver::Spawn> QemuDriver::spawnPlan()
 {
-    // The QMP socket is made here and handed to QEMU already listening: a connect() succeeds at
-    // once and the greeting comes when QEMU is ready, with no polling for the socket to appear.
+    // The QMP and serial sockets are made here and handed to QEMU already listening: a connect()
+    // succeeds at once, with no polling for a socket to appear, and QEMU needs no access to the
+    // runtime folder. So is the console log, opened for appending.
     VMR_TRY_ASSIGN(UniqueFd qmp, reactor::listenUnix(cfg_.paths.control, 0600, 4));
+    VMR_TRY_ASSIGN(UniqueFd serial, reactor::listenUnix(cfg_.paths.serialSocket, 0600, 16));
+    UniqueFd log(::open(cfg_.paths.consoleLog.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!log) return Error::fromErrno(errno, "Cannot open " + cfg_.paths.consoleLog);
+    QemuCommand cmd = buildQemuCommand(cfg_.binary, cfg_.spec, cfg_.launch);
     Spawn plan;
-    plan.argv = buildQemuArgv(cfg_.binary, cfg_.spec, cfg_.launch, cfg_.paths, kQmpChildFd);
+    plan.argv = std::move(cmd.argv);
     plan.fds.emplace_back(std::move(qmp), kQmpChildFd);
+    plan.fds.emplace_back(std::move(serial), kSerialChildFd);
+    plan.fds.emplace_back(std::move(log), kConsoleLogChildFd);
+    for (auto [ours, theirs] : cmd.files) {
+        UniqueFd copy(::fcntl(ours, F_DUPFD_CLOEXEC, 0));
+        if (!copy) return Error::fromErrno(errno, "Cannot pass a file to QEMU");
+        plan.fds.emplace_back(std::move(copy), theirs);
+    }
     return plan;
 }
 

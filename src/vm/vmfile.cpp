@@ -40,7 +40,7 @@ Task<Result<void>> provisionSteps(Manager& m, const VmfileContext& ctx, const mo
 {
     ctx.say(spec.name, "provisioning");
     VMR_CO_TRY_ASSIGN(size_t ran,
-                      co_await m.provision(spec.name, spec.provision, ctx.provisionCallbacks(spec.name)));
+                      co_await m.provision(spec.name, spec.provision, ctx.provisionCallbacks(spec.name), ctx.caller));
     ctx.say(spec.name, "provisioned (" + std::to_string(ran) + (ran == 1 ? " step)" : " steps)"));
     co_return success();
 }
@@ -71,6 +71,7 @@ Task<Result<void>> upOne(Manager& m, VmfileContext ctx, model::VmSpec spec, bool
     } else {
         ctx.say(name, spec.imageUrl.empty() ? "creating" : "creating (image " + spec.imageUrl + ")");
         Manager::CreateOptions opts;
+        opts.caller = ctx.caller;
         if (ctx.onImageProgress)
             opts.onImageProgress = [ctx, url = spec.imageUrl](const image::Progress& p) {
                 ctx.onImageProgress(url, p);

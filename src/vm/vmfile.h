@@ -27,6 +27,8 @@ struct VmfileOutcome {
 
 struct VmfileContext {
     std::string file;  // the VMFile's absolute path
+    // Who asks: the specs' files (image, kernel, provisioning sources...) are opened as them.
+    Credentials caller = Credentials::self();
     // "creating", "created", "already running: skipped"...
     std::function<void(std::string_view vm, std::string_view message)> say;
     // The provisioning output of one VM, and a download's progress.

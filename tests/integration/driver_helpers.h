@@ -8,6 +8,7 @@
 #include "store/layout.h"
 #include "vm/driver.h"
 #include "vm/launch.h"
+#include "vm/launch_files.h"
 
 #include <catch2/catch.hpp>
 
@@ -42,6 +43,15 @@ struct Transition {
     std::string reason;
 };
 
+// Open the launch's files with the test's own rights, as the manager does before a start
+// (vm/launch_files.h); a -bios file counts as the owner's.
+inline void openFiles(DriverConfig& c, const std::string& copiesDir)
+{
+    auto opened = openLaunchFiles(c.launch, FileRights{Credentials::self(), "", copiesDir, std::nullopt}, true);
+    INFO((opened ? std::string() : opened.error().what()));
+    REQUIRE(opened);
+}
+
 // A driver on a temp layout, recording every state change.
 struct DriverHarness {
     TempDir dir;
@@ -51,6 +61,9 @@ struct DriverHarness {
     static config::Settings settings(const std::string& root)
     {
         config::Settings s;
+        // The test's own daemon: QEMU runs as the test (system mode's hypervisor_user and
+        // roles are test_access's business).
+        s.mode = config::Mode::User;
         s.stateDir = root + "/state";
         s.runtimeDir = root + "/run";
         return s;

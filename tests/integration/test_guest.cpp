@@ -30,10 +30,16 @@ TEST_CASE("the tiny guest boots to its ready line and powers off on stop")
     cfg.spec.kernel = guest + "/vmlinux";
     cfg.spec.initrd = guest + "/initramfs.cpio.gz";
     cfg.spec.cmdline = "console=ttyS0 quiet";
-    cfg.launch.overlay = h.layout.vmDir("tiny") + "/overlay.qcow2";
+    cfg.launch.kernel = LaunchFile(cfg.spec.kernel);
+    cfg.launch.initrd = LaunchFile(cfg.spec.initrd);
+    cfg.launch.base = LaunchFile(guest + "/disk.qcow2");
+    cfg.launch.overlay = LaunchFile(h.layout.vmDir("tiny") + "/overlay.qcow2");
     REQUIRE(vmr::makeDirs(h.layout.vmDir("tiny"), 0700));
-    REQUIRE(
-        finish(*r, image::createOverlay(*r, guest + "/disk.qcow2", cfg.launch.overlay, std::nullopt), 60s));
+    auto base = image::probeBaseFile(cfg.launch.base.path);
+    REQUIRE(base);
+    REQUIRE(finish(
+        *r, image::createOverlay(*r, *base, cfg.launch.base.path, cfg.launch.overlay.path, std::nullopt), 60s));
+    openFiles(cfg, h.layout.vmDir("tiny"));
     auto d = h.make(*r, cfg);
 
     auto t0 = std::chrono::steady_clock::now();

@@ -144,7 +144,10 @@ TEST_CASE("a QEMU that cannot start fails the start with its message")
     auto r = makeReactor();
     DriverHarness h;
     auto cfg = h.config("broken", "0000aa04", false);
-    cfg.launch.bios = h.dir.path() + "/no-such-bios.bin";  // QEMU exits 1 and says why on stderr
+    // Not a BIOS (its size is no multiple of 64 KiB): QEMU exits 1 and says why on stderr.
+    vmr::test::writeFile(h.dir / "bad-bios.bin", "not a bios");
+    cfg.launch.bios = LaunchFile(h.dir / "bad-bios.bin");
+    openFiles(cfg, h.dir.path());
     auto d = h.make(*r, cfg, VmState::Stopped);
     auto res = finish(*r, d->start());
     REQUIRE_FALSE(res);
@@ -152,7 +155,7 @@ TEST_CASE("a QEMU that cannot start fails the start with its message")
     INFO(res.error().message());
     CHECK(res.error().message().rfind("QEMU exited at start (QEMU exited with code 1 unexpectedly): ", 0) ==
           0);
-    CHECK(res.error().message().find("no-such-bios.bin") != std::string::npos);
+    CHECK(res.error().message().find("could not load PC BIOS") != std::string::npos);
     CHECK(d->stateReason() == res.error().message());
     CHECK_FALSE(d->pid());
 }

@@ -34,7 +34,7 @@ public:
     {
         ProvisionLog log;
         if (path.empty()) return log;
-        log.fd_.reset(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
+        log.fd_.reset(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
         if (!log.fd_) {
             return Error::fromErrno(errno, "Cannot open the provisioning log " + path,
                                     "Check that its folder exists and is writable");

@@ -39,7 +39,7 @@ std::string describeStep(const ProvisionStep& step);
 std::string remoteScriptPath(size_t step, std::string_view dir = "/tmp");
 
 struct ProvisionOptions {
-    // provision.log, appended to (created 0640 if missing); empty: no log.
+    // provision.log, appended to (created 0600 if missing); empty: no log.
     std::string logPath;
     // A step starts (step counts from 1).
     std::function<void(size_t step, size_t total, std::string_view description)> onStep;

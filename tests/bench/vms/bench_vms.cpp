@@ -82,29 +82,39 @@ RawVm noneSpec(const std::string& name, int)
     return vm;
 }
 
-std::vector<std::string> rawArgv(const std::string& binary, const RawVm& vm,
-                                 const vmr::vm::RuntimePaths& paths)
-{
-    return vmr::vm::buildQemuArgv(binary, vm.spec, vm.launch, paths);
-}
-
 vmr::vm::RuntimePaths rawPaths(const TempDir& dir, const std::string& name)
 {
     return {dir / (name + ".qmp"), dir / (name + ".serial"), dir / (name + ".console.log"),
             dir / (name + ".qemu.log")};
 }
 
-pid_t spawn(const std::vector<std::string>& argv)
+// Spawn QEMU as vmrd does: the QMP and serial sockets bound and listening here, the console log
+// opened here, all handed over as descriptors (3, 4, 5; the launch files after them).
+pid_t spawnRaw(const std::string& binary, const RawVm& vm, const vmr::vm::RuntimePaths& paths)
 {
+    auto cmd = vmr::vm::buildQemuCommand(binary, vm.spec, vm.launch);
+    auto qmp = vmr::reactor::listenUnix(paths.control, 0600, 4);
+    auto serial = vmr::reactor::listenUnix(paths.serialSocket, 0600, 16);
+    vmr::UniqueFd log(::open(paths.consoleLog.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!qmp || !serial || !log) {
+        std::fprintf(stderr, "cannot make the sockets or the log of %s\n", paths.control.c_str());
+        return -1;
+    }
     std::vector<char*> cargv;
-    for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : cmd.argv) cargv.push_back(const_cast<char*>(a.c_str()));
     cargv.push_back(nullptr);
+    // Above every descriptor the child will take, so no dup2 overwrites a source.
+    std::vector<std::pair<int, int>> moves = {{qmp->get(), 3}, {serial->get(), 4}, {log.get(), 5}};
+    moves.insert(moves.end(), cmd.files.begin(), cmd.files.end());
     pid_t pid = ::fork();
     if (pid == 0) {
         int null = ::open("/dev/null", O_RDWR);
         ::dup2(null, 0);
         ::dup2(null, 1);
         ::dup2(null, 2);
+        std::vector<int> high;
+        for (auto [from, to] : moves) high.push_back(::fcntl(from, F_DUPFD, 100));
+        for (size_t i = 0; i < moves.size(); ++i) ::dup2(high[i], moves[i].second);
         ::setsid();
         ::execvp(cargv[0], cargv.data());
         ::_exit(127);
@@ -139,8 +149,10 @@ bool qmpReady(const std::string& socket, std::chrono::milliseconds timeout = 30s
 
 void killAll(std::vector<pid_t>& pids)
 {
-    for (pid_t p : pids) ::kill(p, SIGKILL);  // processes this benchmark spawned
-    for (pid_t p : pids) ::waitpid(p, nullptr, 0);
+    for (pid_t p : pids)
+        if (p > 0) ::kill(p, SIGKILL);  // processes this benchmark spawned (never -1: everyone)
+    for (pid_t p : pids)
+        if (p > 0) ::waitpid(p, nullptr, 0);
     pids.clear();
 }
 
@@ -157,9 +169,8 @@ RawFigures rawQemu(int n, const std::string& binary)
     std::vector<double> each;
     for (int i = 0; i < n; ++i) {
         std::string name = "raw" + std::to_string(i);
-        auto argv = rawArgv(binary, noneSpec(name, i), rawPaths(dir, name));
         auto t0 = Clock::now();
-        pids.push_back(spawn(argv));
+        pids.push_back(spawnRaw(binary, noneSpec(name, i), rawPaths(dir, name)));
         if (!qmpReady(rawPaths(dir, name).control)) std::fprintf(stderr, "raw QEMU %d never answered\n", i);
         each.push_back(msSince(t0));
     }
@@ -170,7 +181,7 @@ RawFigures rawQemu(int n, const std::string& binary)
     auto t0 = Clock::now();
     for (int i = 0; i < n; ++i) {
         std::string name = "raw" + std::to_string(i);
-        pids.push_back(spawn(rawArgv(binary, noneSpec(name, i), rawPaths(dir2, name))));
+        pids.push_back(spawnRaw(binary, noneSpec(name, i), rawPaths(dir2, name)));
     }
     for (int i = 0; i < n; ++i) {
         if (!qmpReady(rawPaths(dir2, "raw" + std::to_string(i)).control, 120s))
@@ -415,9 +426,12 @@ void benchGuest(const std::string& qemu)
     spec.spec.kernel = guest + "/vmlinux";
     spec.spec.initrd = guest + "/initramfs.cpio.gz";
     spec.spec.cmdline = "console=ttyS0";
+    for (auto [file, path] :
+         {std::pair{&spec.launch.kernel, spec.spec.kernel}, {&spec.launch.initrd, spec.spec.initrd}})
+        *file = vmr::vm::LaunchFile(path, vmr::UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)));
     auto paths = rawPaths(dir, "rawguest");
     auto t0 = Clock::now();
-    std::vector<pid_t> pids = {spawn(rawArgv(qemu, spec, paths))};
+    std::vector<pid_t> pids = {spawnRaw(qemu, spec, paths)};
     qmpReady(paths.control);
     double rawStart = msSince(t0);
     eventually([&] { return readFile(paths.consoleLog).find("VMR-GUEST-READY") != std::string::npos; }, 120s);

@@ -81,6 +81,8 @@ VmRecord fullRecord()
     rt.mac = "52:54:00:12:34:56";
     rt.seed = "/var/lib/vmr/vms/web-1/seed.iso";
     rt.hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOaJ";
+    rt.ownerUid = 1000;
+    rt.ownerGid = 1000;
     rt.state = VmState::Running;
     rt.stateReason = "started by uid 1000";
     rt.pid = 4242;
@@ -151,10 +153,11 @@ Members validSpec()
 Members validRuntime()
 {
     return {
-        {"id", "\"deadbeef\""},   {"created", "1"},     {"mac", "null"},
-        {"seed", "null"},         {"host_key", "null"}, {"state", "\"stopped\""},
-        {"state_reason", "null"}, {"pid", "null"},      {"pid_start_time", "null"},
-        {"ssh_port", "null"},     {"vnc_port", "null"}, {"accel_in_use", "null"},
+        {"id", "\"deadbeef\""}, {"created", "1"},           {"mac", "null"},
+        {"seed", "null"},       {"host_key", "null"},       {"owner_uid", "null"},
+        {"owner_gid", "null"},  {"state", "\"stopped\""},   {"state_reason", "null"},
+        {"pid", "null"},        {"pid_start_time", "null"}, {"ssh_port", "null"},
+        {"vnc_port", "null"},   {"accel_in_use", "null"},
     };
 }
 
@@ -469,6 +472,10 @@ TEST_CASE("every wrong field is an error naming it", "[record]")
         {In::Runtime, "mac", "5", ""},
         {In::Runtime, "seed", "1", ""},
         {In::Runtime, "host_key", "1", ""},
+        {In::Runtime, "owner_uid", "-1", ""},
+        {In::Runtime, "owner_uid", "4294967295", ""},
+        {In::Runtime, "owner_uid", "\"1000\"", ""},
+        {In::Runtime, "owner_gid", "1.5", ""},
         {In::Runtime, "state", "\"exploded\"", ""},
         {In::Runtime, "state", "\"Running\"", ""},
         {In::Runtime, "state", "null", ""},
