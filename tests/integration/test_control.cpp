@@ -2,7 +2,7 @@
 
 #include "harness.h"
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 using namespace vmr::test;
@@ -31,6 +32,64 @@ constexpr const char* kRecord =
 void seedRecord(const TempDir& dir, const std::string& name, const std::string& json)
 {
     writeFile(dir / ("state/vms/" + name + "/vm.json"), json);
+}
+
+// The environment of a user without a vmrd: vmrctl finds its folder under dir/xdgrun.
+std::map<std::string, std::string> userEnv(const TempDir& dir)
+{
+    return {{"HOME", dir.path()},
+            {"XDG_RUNTIME_DIR", dir / "xdgrun"},
+            {"XDG_DATA_HOME", dir / "data"},
+            {"XDG_CONFIG_HOME", dir / "config"},
+            {"VMR_SOCKET", ""},
+            {"VMR_NO_AUTOSTART", ""},
+            {"VMR_VMRD", binary("VMR_VMRD")}};
+}
+
+// A listening socket planted where vmrctl looks for its vmrd; it tells whether anyone called.
+class PlantedSocket {
+public:
+    explicit PlantedSocket(const std::string& path) : fd_(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0))
+    {
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(::listen(fd_, 16) == 0);
+        ::chmod(path.c_str(), 0777);
+    }
+    ~PlantedSocket() { ::close(fd_); }
+    PlantedSocket(const PlantedSocket&) = delete;
+    PlantedSocket& operator=(const PlantedSocket&) = delete;
+    // A connection waits in the backlog.
+    bool called() const
+    {
+        pollfd p{fd_, POLLIN, 0};
+        return ::poll(&p, 1, 0) == 1;
+    }
+
+private:
+    int fd_;
+};
+
+// argv run as another user through setpriv; nullopt when this test cannot switch users.
+std::optional<std::vector<std::string>> asUser(uid_t uid, gid_t gid, const std::vector<std::string>& argv)
+{
+    if (::geteuid() != 0 || ::access("/usr/bin/setpriv", X_OK) != 0) return std::nullopt;
+    std::vector<std::string> out = {"/usr/bin/setpriv", "--reuid=" + std::to_string(uid),
+                                    "--regid=" + std::to_string(gid), "--clear-groups", "--"};
+    out.insert(out.end(), argv.begin(), argv.end());
+    return out;
+}
+
+// What refuses a folder planted by someone else; a vmrd started anyway would leave its lock.
+void checkRefusedUntouched(const TempDir& dir, const ProcResult& r, const std::string& says)
+{
+    INFO(r.err);
+    CHECK(r.code == 1);
+    CHECK(r.err.find("vmrctl: " + says) != std::string::npos);
+    CHECK(r.err.find("hint: ") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir / "data/vmr/vmrd.lock"));
 }
 
 }  // namespace
@@ -400,6 +459,11 @@ TEST_CASE("vmrctl starts a user-mode vmrd when none answers, and only one", "[co
     INFO(a.err << b.err);
     CHECK(a.code == 0);
     CHECK(b.code == 0);
+    // The folder vmrctl made for it (and the missing XDG_RUNTIME_DIR above it) are private; the
+    // log is appended to a file of its own.
+    CHECK(modeOf(dir / "xdgrun") == 0700);
+    CHECK(modeOf(dir / "xdgrun/vmr") == 0700);
+    CHECK(modeOf(dir / "xdgrun/vmr/vmrd.log") == 0600);
 
     std::string lock = readFile(dir / "data/vmr/vmrd.lock");
     REQUIRE(!lock.empty());
@@ -429,4 +493,198 @@ TEST_CASE("vmrctl starts a user-mode vmrd when none answers, and only one", "[co
     pollfd p{pidfd, POLLIN, 0};
     CHECK(::poll(&p, 1, 10000) == 1);
     ::close(pidfd);
+}
+
+TEST_CASE("vmrctl refuses a runtime folder another user made, and uses nothing in it", "[control][autostart]")
+{
+    if (::geteuid() != 0) {
+        WARN("not root: cannot make a folder owned by someone else");
+        return;
+    }
+    TempDir dir;
+    std::string folder = dir / "xdgrun/vmr";
+    std::filesystem::create_directories(folder);
+    PlantedSocket planted(folder + "/vmrd.sock");
+    writeFile(dir / "victim", "precious\n");
+    REQUIRE(::symlink((dir / "victim").c_str(), (folder + "/vmrd.log").c_str()) == 0);
+    REQUIRE(::chmod(folder.c_str(), 0755) == 0);
+    REQUIRE(::chown(folder.c_str(), 12345, 12345) == 0);
+
+    auto r = run({binary("VMR_VMRCTL"), "version"}, userEnv(dir));
+    checkRefusedUntouched(
+        dir, r, "Cannot use " + folder + ": it is not a directory owned by uid 0 (root): uid 12345 made it");
+    auto quiet = run({binary("VMR_VMRCTL"), "--no-autostart", "list"}, userEnv(dir));
+    checkRefusedUntouched(dir, quiet, "Cannot use " + folder);
+    auto json = run({binary("VMR_VMRCTL"), "--json", "version"}, userEnv(dir));
+    CHECK(json.code == 1);
+    CHECK(json.err.find("{\"error\":{\"kind\":\"permission_denied\",\"message\":\"Cannot use " + folder) ==
+          0);
+
+    CHECK_FALSE(planted.called());
+    CHECK(readFile(dir / "victim") == "precious\n");
+    CHECK(listDir(folder) == std::vector<std::string>{"vmrd.log", "vmrd.sock"});
+    CHECK(modeOf(folder) == 0755);
+}
+
+TEST_CASE("vmrctl refuses its own runtime folder when others can write in it", "[control][autostart]")
+{
+    TempDir dir;
+    std::string folder = dir / "xdgrun/vmr";
+    std::filesystem::create_directories(folder);
+    PlantedSocket planted(folder + "/vmrd.sock");
+    REQUIRE(::chmod(folder.c_str(), 0777) == 0);
+
+    auto r = run({binary("VMR_VMRCTL"), "version"}, userEnv(dir));
+    checkRefusedUntouched(dir, r,
+                          "Cannot use " + folder + ": its mode 0777 lets other users put files in it");
+    CHECK(r.err.find("rm -r " + folder) != std::string::npos);
+    CHECK_FALSE(planted.called());
+    CHECK(modeOf(folder) == 0777);
+    CHECK(listDir(folder) == std::vector<std::string>{"vmrd.sock"});
+}
+
+TEST_CASE("vmrctl never appends vmrd's log through a planted link", "[control][autostart]")
+{
+    if (std::filesystem::exists("/run/vmr/vmrd.sock")) {
+        WARN("a system vmrd runs here: vmrctl would use it instead of starting one");
+        return;
+    }
+    TempDir dir;
+    std::string folder = dir / "xdgrun/vmr";
+    std::filesystem::create_directories(folder);
+    REQUIRE(::chmod((dir / "xdgrun").c_str(), 0700) == 0);
+    REQUIRE(::chmod(folder.c_str(), 0700) == 0);
+    writeFile(dir / "victim", "precious\n");
+    REQUIRE(::symlink((dir / "victim").c_str(), (folder + "/vmrd.log").c_str()) == 0);
+
+    auto r = run({binary("VMR_VMRCTL"), "version"}, userEnv(dir));
+    checkRefusedUntouched(dir, r, "Cannot use " + folder + "/vmrd.log as vmrd's log: it is a symbolic link");
+    CHECK(readFile(dir / "victim") == "precious\n");
+    CHECK(std::filesystem::is_symlink(folder + "/vmrd.log"));
+    CHECK(listDir(folder) == std::vector<std::string>{"vmrd.log"});
+}
+
+TEST_CASE("without XDG_RUNTIME_DIR, a planted /tmp/vmr-<uid> is refused", "[control][autostart]")
+{
+    // A user of our own, unlikely to be anyone else's, so that /tmp/vmr-<uid> is ours to plant.
+    uid_t uid = 40000 + static_cast<uid_t>(::getpid() % 20000);
+    auto argv = asUser(uid, uid, {binary("VMR_VMRCTL"), "version"});
+    if (!argv) {
+        WARN("not root, or no setpriv: cannot run vmrctl as another user");
+        return;
+    }
+    std::string folder = "/tmp/vmr-" + std::to_string(uid);
+    std::filesystem::remove_all(folder);
+    struct Cleanup {
+        std::string path;
+        ~Cleanup() { std::filesystem::remove_all(path); }
+    } cleanup{folder};
+    // Mallory (uid 12345) was there first, and left the door open.
+    REQUIRE(::mkdir(folder.c_str(), 0777) == 0);
+    REQUIRE(::chmod(folder.c_str(), 0777) == 0);
+    PlantedSocket planted(folder + "/vmrd.sock");
+    REQUIRE(::chown(folder.c_str(), 12345, 12345) == 0);
+
+    TempDir dir;
+    auto env = userEnv(dir);
+    env["XDG_RUNTIME_DIR"] = "";  // unset
+    auto r = run(*argv, env);
+    checkRefusedUntouched(dir, r,
+                          "Cannot use " + folder + ": it is not a directory owned by uid " +
+                              std::to_string(uid) + ": uid 12345 made it");
+    CHECK_FALSE(planted.called());
+    CHECK(listDir(folder) == std::vector<std::string>{"vmrd.sock"});
+}
+
+TEST_CASE("a socket that keeps the user out is permission_denied, naming it", "[control][access]")
+{
+    TempDir dir;
+    Daemon d(dir);
+    REQUIRE(d.waitReady());
+    // nobody can reach the folders, but may not open the socket (0660, root's group).
+    REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+    REQUIRE(::chmod((dir / "run").c_str(), 0755) == 0);
+    auto argv = asUser(65534, 65534, {binary("VMR_VMRCTL"), "--socket", d.socket(), "list"});
+    if (!argv) {
+        WARN("not root, or no setpriv: cannot run vmrctl as another user");
+        return;
+    }
+    auto r = run(*argv);
+    INFO(r.err);
+    CHECK(r.code == 1);
+    CHECK(r.err.find("vmrctl: Not allowed to connect to vmrd at " + d.socket() + "\n") != std::string::npos);
+    CHECK(r.err.find("hint: ") != std::string::npos);
+
+    auto viaEnv =
+        run(*asUser(65534, 65534, {binary("VMR_VMRCTL"), "--json", "list"}), {{"VMR_SOCKET", d.socket()}});
+    CHECK(viaEnv.code == 1);
+    CHECK(viaEnv.err.find(
+              R"({"error":{"kind":"permission_denied","message":"Not allowed to connect to vmrd at )" +
+              d.socket() + "\"") == 0);
+}
+
+TEST_CASE("vmrd's refusal at connect is shown as it is", "[control][access]")
+{
+    TempDir dir;
+    std::string path = dir / "refusing.sock";
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(fd, 16) == 0);
+    // Like vmrd's rpc::Server: one error line, id null, then close, without reading.
+    std::atomic<bool> stop{false};
+    std::thread server([&] {
+        while (!stop) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 50) != 1) continue;
+            int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+            if (c < 0) continue;
+            static constexpr std::string_view kLine =
+                R"({"jsonrpc":"2.0","id":null,"error":{"code":-32010,"message":"uid 1000 may not use this vmrd",)"
+                R"("data":{"kind":"permission_denied","hint":"To use it, join group vmr to manage VMs"}}})"
+                "\n";
+            (void)::send(c, kLine.data(), kLine.size(), MSG_NOSIGNAL);
+            ::close(c);
+        }
+    });
+    for (auto cmd : std::vector<std::vector<std::string>>{
+             {"list"}, {"version"}, {"events"}, {"console", "web"}, {"log", "web"}, {"stop", "web"}}) {
+        std::vector<std::string> argv = {binary("VMR_VMRCTL"), "--socket", path};
+        argv.insert(argv.end(), cmd.begin(), cmd.end());
+        auto r = run(argv, {}, 10s);
+        INFO(cmd[0] << ": " << r.err);
+        CHECK(r.code == 1);
+        CHECK(r.err ==
+              "vmrctl: uid 1000 may not use this vmrd\nhint: To use it, join group vmr to manage VMs\n");
+    }
+    auto json = run({binary("VMR_VMRCTL"), "--json", "--socket", path, "list"}, {}, 10s);
+    CHECK(json.code == 1);
+    CHECK(json.err == R"({"error":{"kind":"permission_denied","message":"uid 1000 may not use this vmrd",)"
+                      R"("hint":"To use it, join group vmr to manage VMs"}})"
+                      "\n");
+    stop = true;
+    server.join();
+    ::close(fd);
+}
+
+TEST_CASE("a user vmrd's refusal of another user reaches that user", "[control][access]")
+{
+    TempDir dir;
+    Daemon d(dir);
+    REQUIRE(d.waitReady());
+    REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+    REQUIRE(::chmod((dir / "run").c_str(), 0755) == 0);
+    // nobody, in root's group: the socket (0660) lets them in; the vmrd (uid 0's own) does not.
+    auto argv = asUser(65534, 0, {binary("VMR_VMRCTL"), "--json", "--socket", d.socket(), "list"});
+    if (!argv) {
+        WARN("not root, or no setpriv: cannot run vmrctl as another user");
+        return;
+    }
+    auto r = run(*argv);
+    INFO(r.err << d.log());
+    CHECK(r.code == 1);
+    CHECK(r.err.find(R"({"error":{"kind":"permission_denied")") == 0);
+    CHECK(r.err.find("closed the connection") == std::string::npos);
 }

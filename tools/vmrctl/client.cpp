@@ -1,19 +1,55 @@
 #include "client.h"
 
+#include "base/files.h"
+#include "config/settings.h"
 #include "rpc/errors.h"
 
+#include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <vector>
 
 namespace vmr::ctl {
 
 namespace {
 
 constexpr size_t kMaxLine = 64 << 20;  // responses (a list of hundreds of VMs) can be large
+
+// The group owning the file at `path` when it is not root's and has a name, else "".
+std::string groupOf(const std::string& path)
+{
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || st.st_gid == 0) return "";
+    long size = ::sysconf(_SC_GETGR_R_SIZE_MAX);
+    std::vector<char> buf(size > 0 ? static_cast<size_t>(size) : 16384);
+    group gr{};
+    group* found = nullptr;
+    if (::getgrgid_r(st.st_gid, &gr, buf.data(), buf.size(), &found) != 0 || found == nullptr ||
+        found->gr_name == nullptr)
+        return "";
+    return found->gr_name;
+}
+
+std::string joinHint(const std::string& group)
+{
+    return "sudo usermod -aG " + group + " $USER, then log in again";
+}
+
+Error notAllowed(const std::string& path)
+{
+    std::string group = groupOf(path);
+    return Error(ErrorKind::PermissionDenied, "Not allowed to connect to vmrd at " + path,
+                 group.empty() ? "Ask vmrd's administrator to let you use " + path
+                               : "Join its group " + group + ": " + joinHint(group));
+}
 
 }  // namespace
 
@@ -29,6 +65,7 @@ Result<Client> Client::connect(const std::string& path, std::chrono::millisecond
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        if (errno == EACCES || errno == EPERM) return notAllowed(path);
         if (errno != EINPROGRESS && errno != EAGAIN) {
             int err = errno;
             Error e(ErrorKind::Unavailable, "Cannot reach vmrd at " + path,
@@ -106,7 +143,10 @@ Result<std::string> Client::call(std::string_view method, std::string_view param
                                  std::chrono::milliseconds timeout, const NotificationFn& onNotification)
 {
     rpc::Id id{std::to_string(nextId_++)};
-    VMR_TRY(sendAll(rpc::encodeRequest(id, method, paramsJson) + "\n"));
+    if (auto sent = sendAll(rpc::encodeRequest(id, method, paramsJson) + "\n"); !sent) {
+        if (auto why = refusal()) return *why;
+        return std::move(sent).error();
+    }
     for (;;) {
         auto line = readLine(timeout);
         if (!line) return std::move(line).error();
@@ -139,6 +179,68 @@ Result<std::optional<rpc::Notification>> Client::nextNotification(
         if (in->notification) return std::optional<rpc::Notification>(std::move(*in->notification));
         if (in->response && in->response->error) return *in->response->error;
     }
+}
+
+std::optional<Error> Client::refusal()
+{
+    // The line, when vmrd sent one, is already here: the wait is for nothing else.
+    auto line = readLine(std::chrono::milliseconds(500));
+    if (!line || !*line) return std::nullopt;
+    auto in = rpc::parseIncoming(**line);
+    if (!in || !in->response || !in->response->error) return std::nullopt;
+    return *in->response->error;
+}
+
+Client::Stream Client::release() &&
+{
+    int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags >= 0) ::fcntl(fd_.get(), F_SETFL, flags & ~O_NONBLOCK);
+    Stream s{std::move(fd_), std::move(buf_)};
+    buf_.clear();
+    return s;
+}
+
+std::string readOnlySocketPath(const std::string& socket)
+{
+    // As vmrd places it (vmrd/access.h).
+    return (std::filesystem::path(socket).parent_path() / "vmrd-ro.sock").string();
+}
+
+Result<Client> connectShared(const std::string& socket, std::chrono::milliseconds timeout)
+{
+    auto admin = Client::connect(socket, timeout);
+    if (admin || admin.error().kind() != ErrorKind::PermissionDenied) return admin;
+    // Not an admin: perhaps a watcher.
+    std::string ro = readOnlySocketPath(socket);
+    auto watch = Client::connect(ro, timeout);
+    if (watch) return watch;
+    std::string admins = groupOf(socket);
+    std::string watchers = groupOf(ro);
+    if (admins.empty()) admins = "vmr";
+    if (watchers.empty()) watchers = "vmr-ro";
+    std::string message = "Not allowed to connect to vmrd at " + socket;
+    if (watch.error().kind() == ErrorKind::PermissionDenied) message += ", nor at its read-only socket " + ro;
+    return Error(ErrorKind::PermissionDenied, message,
+                 "Join group " + admins + " to manage VMs, or " + watchers + " to watch them (e.g. " +
+                     joinHint(admins) + ")");
+}
+
+std::string runtimeDir()
+{
+    return config::defaultSettings(config::Mode::User, config::Env::fromProcess()).runtimeDir;
+}
+
+Result<void> checkRuntimeDir(const std::string& dir, bool create)
+{
+    // An existing folder goes through ensurePrivateDir either way: one of ours that others may
+    // only read is narrowed to 0700 rather than refused.
+    auto r = create ? ensurePrivateDir(dir) : checkOwnDir(dir, 0700);
+    if (!create && !r && r.error().kind() == ErrorKind::PermissionDenied) r = ensurePrivateDir(dir);
+    if (r || r.error().kind() != ErrorKind::PermissionDenied) return r;
+    Error e = std::move(r).error();
+    std::string elsewhere = "XDG_RUNTIME_DIR to a folder of your own, or give vmrd's socket with --socket";
+    e.withHint(e.hint().empty() ? "Set " + elsewhere : e.hint() + "; or set " + elsewhere);
+    return e;
 }
 
 }  // namespace vmr::ctl

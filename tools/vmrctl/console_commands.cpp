@@ -2,17 +2,16 @@
 
 #include "base/json.h"
 #include "rpc/params.h"
-#include "rpc/protocol.h"
 
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -144,42 +143,15 @@ struct Attached {
 // Connect, call vm.console, and return the connection once the success reply is read.
 Result<Attached> attach(const std::string& socketPath, const std::string& params)
 {
-    sockaddr_un addr{};
-    if (socketPath.empty() || socketPath.size() >= sizeof addr.sun_path)
-        return Error(ErrorKind::InvalidArgument, "Socket path too long: " + socketPath,
-                     "Use a shorter --socket path");
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, socketPath.data(), socketPath.size());
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) return Error::fromErrno(errno, "Cannot create a socket");
-    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0)
-        return Error(ErrorKind::Unavailable, "Cannot connect to vmrd at " + socketPath,
-                     "Check that vmrd is running")
-            .causedBy(Error::fromErrno(errno, "connect"));
-    std::string req = rpc::encodeRequest(rpc::Id{"1"}, "vm.console", params) + "\n";
-    VMR_TRY(sendAll(fd.get(), req.data(), req.size()));
-    std::string buf;
-    size_t nl;
-    while ((nl = buf.find('\n')) == std::string::npos) {
-        pollfd p{fd.get(), POLLIN, 0};
-        int pr = ::poll(&p, 1, 30000);
-        if (pr == 0)
-            return Error(ErrorKind::Timeout, "vmrd did not answer vm.console within 30 s", "Try again");
-        if (pr < 0 && errno == EINTR) continue;
-        char chunk[4096];
-        ssize_t n = ::recv(fd.get(), chunk, sizeof chunk, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return Error::fromErrno(errno, "Cannot read from vmrd");
-        if (n == 0) return Error(ErrorKind::Unavailable, "vmrd closed the connection before answering");
-        buf.append(chunk, static_cast<size_t>(n));
-    }
-    auto in = rpc::parseIncoming(std::string_view(buf).substr(0, nl));
-    if (!in || !in->response) return Error(ErrorKind::ParseError, "vmrd sent a reply vmrctl cannot read");
-    if (in->response->error) return *in->response->error;
+    auto client = Client::connect(socketPath, std::chrono::seconds(2));
+    if (!client) return std::move(client).error();
+    auto result = client->call("vm.console", params, std::chrono::seconds(30));
+    if (!result) return std::move(result).error();
+    auto stream = std::move(*client).release();
     Attached a;
-    a.fd = std::move(fd);
-    a.early = buf.substr(nl + 1);
-    a.result = in->response->result.value_or("{}");
+    a.fd = std::move(stream.fd);
+    a.early = std::move(stream.early);
+    a.result = std::move(*result);
     return a;
 }
 

@@ -2,6 +2,7 @@
 //
 // Exit codes: 0 ok, 1 the daemon returned an error, 2 usage, 3 cannot reach the daemon.
 
+#include "base/fd.h"
 #include "base/json.h"
 #include "client.h"
 #include "config/settings.h"
@@ -99,7 +100,8 @@ Commands:
   rpc METHOD [PARAMS]      Call a JSON-RPC method; PARAMS is a JSON object or array
 
 Options:
-  --socket PATH            vmrd's socket (default: $VMR_SOCKET, the user socket, then /run/vmr/vmrd.sock)
+  --socket PATH            vmrd's socket (default: $VMR_SOCKET, the user socket, then
+                           /run/vmr/vmrd.sock, or /run/vmr/vmrd-ro.sock to only watch VMs)
   --json                   Print results as JSON, exactly as vmrd sent them
   --no-autostart           Never start a vmrd (also: VMR_NO_AUTOSTART=1)
   -h, --help               Show this help
@@ -158,24 +160,47 @@ std::string vmrdBinary()
     return "vmrd";
 }
 
+// vmrd's log, opened for the vmrd vmrctl starts: appended to, never through a link, and only
+// when it is a file of this user's own (the folder was checked: this is belt and braces).
+Result<vmr::UniqueFd> openDaemonLog(const std::string& path)
+{
+    vmr::UniqueFd fd(
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600));
+    if (!fd && errno == ELOOP)
+        return Error(ErrorKind::PermissionDenied,
+                     "Cannot use " + path + " as vmrd's log: it is a symbolic link",
+                     "Remove the link (rm " + path + ")");
+    if (!fd) return Error::fromErrno(errno, "Cannot open vmrd's log " + path);
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return Error::fromErrno(errno, "Cannot stat " + path);
+    if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid() || st.st_nlink != 1)
+        return Error(ErrorKind::PermissionDenied,
+                     "Cannot use " + path + " as vmrd's log: it is not a plain file of uid " +
+                         std::to_string(::geteuid()) + "'s own",
+                     "Remove it (rm " + path + ")");
+    return fd;
+}
+
 // Start a user-mode vmrd in the background, detached from this terminal. Its log goes to
 // <runtime>/vmrd.log. A second vmrd started at the same time exits at once (lock file).
 Result<void> startDaemon(const vmr::config::Settings& user)
 {
     std::string bin = vmrdBinary();
-    std::filesystem::create_directories(user.runtimeDir);
+    VMR_TRY(vmr::ctl::checkRuntimeDir(user.runtimeDir, true));
     std::string logPath = user.runtimeDir + "/vmrd.log";
+    auto log = openDaemonLog(logPath);
+    if (!log) return std::move(log).error();
+    vmr::UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!devnull) return Error::fromErrno(errno, "Cannot open /dev/null");
+    std::string socketArg = "--socket=" + user.socket;
     pid_t pid = ::fork();
     if (pid < 0) return Error::fromErrno(errno, "Cannot start vmrd");
     if (pid == 0) {
         ::setsid();
         if (::fork() != 0) ::_exit(0);  // the grandchild is re-parented: never our zombie
-        int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-        int logfd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        ::dup2(devnull, 0);
-        ::dup2(devnull, 1);
-        ::dup2(logfd >= 0 ? logfd : devnull, 2);
-        std::string socketArg = "--socket=" + user.socket;
+        ::dup2(devnull.get(), 0);
+        ::dup2(devnull.get(), 1);
+        ::dup2(log->get(), 2);
         ::execlp(bin.c_str(), bin.c_str(), "--user", socketArg.c_str(), static_cast<char*>(nullptr));
         ::_exit(127);
     }
@@ -187,34 +212,39 @@ Result<void> startDaemon(const vmr::config::Settings& user)
 Result<Client> connectDaemon(const Options& opt)
 {
     using vmr::config::Mode;
-    auto env = vmr::config::Env::fromProcess();
+    // A socket the user named is used as it is.
     if (opt.socket) return Client::connect(*opt.socket, 2s);
     if (const char* s = std::getenv("VMR_SOCKET"); s != nullptr && *s != '\0') return Client::connect(s, 2s);
 
-    std::string userSock = vmr::config::defaultSocketPath(Mode::User, env);
+    auto env = vmr::config::Env::fromProcess();
+    auto user = vmr::config::defaultSettings(Mode::User, env);
     std::string systemSock = vmr::config::defaultSocketPath(Mode::System, env);
-    auto c = Client::connect(userSock, 2s);
-    if (c) return c;
-    if (systemSock != userSock) {
-        auto s = Client::connect(systemSock, 2s);
-        if (s) return s;
+    // The user vmrd's folder is trusted only when it is this user's own: in a shared /tmp,
+    // anyone can make /tmp/vmr-<uid> first, and listen there.
+    auto own = vmr::ctl::checkRuntimeDir(user.runtimeDir, false);
+    if (!own && own.error().kind() != ErrorKind::NotFound) return std::move(own).error();
+    if (own) {
+        auto c = Client::connect(user.socket, 2s);
+        if (c || c.error().kind() == ErrorKind::PermissionDenied) return c;
+    }
+    if (systemSock != user.socket) {
+        auto s = vmr::ctl::connectShared(systemSock, 2s);
+        if (s || s.error().kind() == ErrorKind::PermissionDenied) return s;
     }
     if (!opt.autostart) {
         return Error(
-            ErrorKind::Unavailable, "No vmrd answers at " + userSock + " or " + systemSock,
+            ErrorKind::Unavailable, "No vmrd answers at " + user.socket + " or " + systemSock,
             "Start one with `vmrd`, or drop --no-autostart / VMR_NO_AUTOSTART to let vmrctl start it");
     }
-    auto user = vmr::config::defaultSettings(Mode::User, env);
-    user.socket = userSock;
     VMR_TRY(startDaemon(user));
     auto deadline = std::chrono::steady_clock::now() + 10s;
     while (std::chrono::steady_clock::now() < deadline) {
-        auto t = Client::connect(userSock, 1s);
+        auto t = Client::connect(user.socket, 1s);
         if (t) return t;
         std::this_thread::sleep_for(20ms);
     }
     return Error(ErrorKind::Unavailable,
-                 "Started vmrd, but it did not answer at " + userSock + " within 10 s",
+                 "Started vmrd, but it did not answer at " + user.socket + " within 10 s",
                  "See its log: " + user.runtimeDir + "/vmrd.log");
 }
 

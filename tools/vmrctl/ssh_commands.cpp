@@ -1,5 +1,6 @@
 #include "ssh_commands.h"
 
+#include "base/files.h"
 #include "base/json.h"
 
 #include <simdjson.h>
@@ -10,12 +11,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <thread>
 
 namespace vmr::ctl {
@@ -40,6 +42,33 @@ std::string field(simdjson::dom::object obj, const char* key)
     int64_t n = 0;
     if (obj[key].get_int64().get(n) == simdjson::SUCCESS) return std::to_string(n);
     return "";
+}
+
+// A VM id as vmrd makes them (random hex): safe in a file name and a host alias.
+bool validId(const std::string& id)
+{
+    if (id.empty() || id.size() > 64) return false;
+    return std::all_of(id.begin(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+    });
+}
+
+// A login name ssh cannot take for an option or split elsewhere.
+bool validUser(const std::string& user)
+{
+    if (user.empty() || user.size() > 64 || user[0] == '-') return false;
+    return std::all_of(user.begin(), user.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '$';
+    });
+}
+
+// 1..65535, or 0.
+uint16_t portNumber(const std::string& text)
+{
+    if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos)
+        return 0;
+    unsigned long n = std::stoul(text);
+    return n <= 65535 ? static_cast<uint16_t>(n) : 0;
 }
 
 // Does 127.0.0.1:port answer with an SSH banner within the deadline?
@@ -189,14 +218,23 @@ Result<std::vector<std::string>> sshArgv(const SshTarget& t, const std::string& 
     if (port.empty())
         return Error(ErrorKind::Unsupported, "VM \"" + t.name + "\" has no SSH port on 127.0.0.1",
                      "Only VMs on the user network forward SSH; create it with --network user");
+    if (portNumber(port) == 0)
+        return Error(ErrorKind::ParseError, "vmrd sent an SSH port vmrctl cannot use: " + json::quote(port));
+    std::string id = field(obj, "id");
+    if (!validId(id))
+        return Error(ErrorKind::ParseError, "vmrd sent a VM id vmrctl cannot use: " + json::quote(id));
     std::string user = !t.user.empty() ? t.user : field(obj, "ssh_user");
     if (user.empty()) user = "vm";
+    if (!validUser(user))
+        return Error(ErrorKind::InvalidArgument,
+                     "Cannot log in as " + json::quote(user) + ": not a user name",
+                     "A user name is letters, digits and . _ - $, not starting with -; pass one with --user");
     std::string key = !t.key.empty() ? t.key : field(obj, "work_dir") + "/id_ed25519_generated";
     std::vector<std::string> argv = {"ssh", "-p", port, "-o", "UserKnownHostsFile=" + knownHostsFile};
     // A pinned key is checked strictly; with none known yet, the first key seen is kept.
     argv.insert(argv.end(), {"-o", field(obj, "host_key").empty() ? "StrictHostKeyChecking=accept-new"
                                                                   : "StrictHostKeyChecking=yes"});
-    argv.insert(argv.end(), {"-o", "HostKeyAlias=vmr-" + field(obj, "id")});
+    argv.insert(argv.end(), {"-o", "HostKeyAlias=vmr-" + id});
     if (::access(key.c_str(), R_OK) == 0) argv.insert(argv.end(), {"-i", key, "-o", "IdentitiesOnly=no"});
     argv.push_back(user + "@127.0.0.1");
     if (!t.command.empty()) {
@@ -204,6 +242,26 @@ Result<std::vector<std::string>> sshArgv(const SshTarget& t, const std::string& 
         argv.insert(argv.end(), t.command.begin(), t.command.end());
     }
     return argv;
+}
+
+Result<std::string> pinHostKey(const std::string& dir, const std::string& id, const std::string& hostKey)
+{
+    // One file per VM id (random, unique per VM): two vmrds with a VM of the same name never
+    // share one.
+    if (!validId(id))
+        return Error(ErrorKind::InvalidArgument,
+                     "Not a VM id vmrctl can name a file after: " + json::quote(id));
+    std::string known = dir + "/known_hosts-" + id;
+    if (hostKey.empty()) return known;
+    bool oneLine = hostKey.size() <= 16384 && std::none_of(hostKey.begin(), hostKey.end(), [](char c) {
+                       return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+                   });
+    if (!oneLine)
+        return Error(ErrorKind::InvalidArgument,
+                     "The host key of VM " + id + " is not one known_hosts entry");
+    // A new file renamed over the old one: a link planted at that name is replaced, not followed.
+    VMR_TRY(writeFileAtomic(known, "vmr-" + id + " " + hostKey + "\n", 0600, Durability::Host));
+    return known;
 }
 
 int runSsh(Client& client, const std::vector<std::string>& args, const ReportFn& fail)
@@ -214,28 +272,22 @@ int runSsh(Client& client, const std::vector<std::string>& args, const ReportFn&
     w.beginObject().field("name", t->name).endObject();
     auto status = client.call("vm.status", w.str());
     if (!status) return fail(status.error());
-    // The pinned host key goes into a known_hosts file of this user's, under the VM's alias.
-    const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-    std::string dir = (runtime != nullptr && *runtime != '\0') ? std::string(runtime) + "/vmr"
-                                                               : "/tmp/vmr-" + std::to_string(::getuid());
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
     simdjson::dom::parser p;
     simdjson::dom::object obj;
     if (p.parse(*status).get(obj) != simdjson::SUCCESS)
         return fail(Error(ErrorKind::ParseError, "vmrd sent a status vmrctl cannot read"));
-    // One file per VM id (random, unique per VM): two vmrds with a VM of the same name never
-    // share one.
-    std::string id = field(obj, "id");
-    std::string known = dir + "/known_hosts-" + id;
-    std::string hostKey = field(obj, "host_key");
-    if (!hostKey.empty()) {
-        std::ofstream out(known, std::ios::trunc);
-        out << "vmr-" << id << " " << hostKey << "\n";
-    }
-    auto argv = sshArgv(*t, *status, known);
+    // Checks the status before anything is written.
+    auto argv = sshArgv(*t, *status, "");
     if (!argv) return fail(argv.error());
-    uint16_t port = static_cast<uint16_t>(std::stoi(field(obj, "ssh_port")));
+    // The pinned host key goes into a known_hosts file in this user's own folder, under the
+    // VM's alias.
+    std::string dir = runtimeDir();
+    if (auto own = checkRuntimeDir(dir, true); !own) return fail(own.error());
+    auto known = pinHostKey(dir, field(obj, "id"), field(obj, "host_key"));
+    if (!known) return fail(known.error());
+    argv = sshArgv(*t, *status, *known);
+    if (!argv) return fail(argv.error());
+    uint16_t port = portNumber(field(obj, "ssh_port"));
     if (!sshAnswers(port, std::chrono::seconds(30)))
         return fail(Error(
             ErrorKind::Timeout,

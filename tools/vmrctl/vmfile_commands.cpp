@@ -1,5 +1,6 @@
 #include "vmfile_commands.h"
 
+#include "base/files.h"
 #include "base/json.h"
 #include "config/settings.h"
 #include "image_commands.h"
@@ -7,12 +8,13 @@
 #include <simdjson.h>
 
 #include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 namespace vmr::ctl {
@@ -28,20 +30,10 @@ Error usage(std::string message)
     return Error(ErrorKind::InvalidArgument, std::move(message));
 }
 
-Result<std::string> readWhole(const std::string& path)
-{
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return Error::fromErrno(errno, "Cannot read " + path);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad()) return Error::fromErrno(errno, "Cannot read " + path);
-    return ss.str();
-}
-
 // The first line of an OpenSSH public key file.
 Result<std::string> publicKeyLine(const std::string& path, const std::string& vm)
 {
-    auto text = readWhole(path);
+    auto text = readFile(path);
     if (!text)
         return Error(ErrorKind::InvalidArgument, "VM \"" + vm + "\": cannot read its ssh-key")
             .causedBy(text.error())
@@ -164,6 +156,7 @@ Result<std::optional<VmfileInvocation>> parseVmfileCommand(const std::vector<std
                 if (fileSeen) return usage(cmd + ": --file given twice; one VMFile at a time");
                 fileSeen = true;
                 inv.file = *value;
+                inv.fileGiven = true;
             } else if (std::find(inv.names.begin(), inv.names.end(), *value) == inv.names.end()) {
                 inv.names.push_back(*value);
             }
@@ -202,6 +195,24 @@ std::string sha256Hex(std::string_view data)
     return out;
 }
 
+Result<void> checkFoundVmfile(const std::string& file)
+{
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) return success();  // reading it says what is wrong
+    uid_t self = ::geteuid();
+    std::string problem;
+    if (st.st_uid != self && st.st_uid != 0)
+        problem = "it belongs to uid " + std::to_string(st.st_uid) + ", not to you (uid " +
+                  std::to_string(self) + ")";
+    else if ((st.st_mode & S_IWOTH) != 0)
+        problem = "every user can write it";
+    if (problem.empty()) return success();
+    return Error(ErrorKind::PermissionDenied, "Not using " + file + ", found in this folder: " + problem,
+                 "A VMFile makes vmrctl read files as you and hand them to VMs: read it, and if you trust "
+                 "it, name it with --file " +
+                     file);
+}
+
 Result<LoadedVmfile> loadVmfile(const std::string& file, const std::string& home, bool checkFiles,
                                 const std::vector<std::string>& names)
 {
@@ -210,7 +221,7 @@ Result<LoadedVmfile> loadVmfile(const std::string& file, const std::string& home
     if (ec)
         return Error(ErrorKind::InvalidArgument,
                      "Cannot make the path " + file + " absolute: " + ec.message());
-    auto text = readWhole(abs.string());
+    auto text = readFile(abs.string());
     if (!text) {
         std::string hint = file == config::kVmFileName
                                ? "Run vmrctl in the folder holding VMFile.kdl, or give --file PATH"
@@ -259,7 +270,7 @@ Result<std::string> createParamsJson(const config::VmDefinition& vm, const std::
         spec.cloudInit.authorizedKeys.push_back(*line);
     }
     if (!vm.userDataFile.empty()) {
-        auto text = readWhole(vm.userDataFile);
+        auto text = readFile(vm.userDataFile);
         if (!text)
             return Error(ErrorKind::InvalidArgument, "VM \"" + spec.name + "\": cannot read its user-data")
                 .causedBy(text.error())
@@ -311,6 +322,7 @@ Result<std::string> vmfileProvisionParams(const LoadedVmfile& f)
 
 Result<std::string> soleVmName(const std::string& file, const std::string& home)
 {
+    if (auto trusted = checkFoundVmfile(file); !trusted) return std::move(trusted).error();
     auto f = loadVmfile(file, home, false, {});
     if (!f)
         return Error(f.error().kind(), "No VM name given, and the VMFile cannot be used to choose one")
@@ -439,7 +451,7 @@ std::string withVmfileChanged(const std::string& statusJson)
     std::string_view recorded;
     if (obj["vmfile_sha256"].get_string().get(recorded) != simdjson::SUCCESS) recorded = "";
     std::string value = "null";
-    if (auto text = readWhole(std::string(file)); text)
+    if (auto text = readFile(std::string(file)); text)
         value = sha256Hex(*text) == recorded ? "false" : "true";
     std::string out = statusJson;
     while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
@@ -451,6 +463,12 @@ std::string withVmfileChanged(const std::string& statusJson)
 int runVmfileCommand(Client& client, const VmfileInvocation& inv, bool json)
 {
     bool up = inv.command == "up" || inv.command == "reload";
+    if (!inv.fileGiven) {
+        if (auto trusted = checkFoundVmfile(inv.file); !trusted) {
+            printError(trusted.error(), json);
+            return kExitFailed;
+        }
+    }
     auto f = loadVmfile(inv.file, config::Env::fromProcess().home, inv.command != "down", inv.names);
     if (!f) {
         printError(f.error(), json);

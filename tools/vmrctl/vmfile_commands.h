@@ -21,6 +21,7 @@ namespace vmr::ctl {
 struct VmfileInvocation {
     std::string command;             // up, down, reload, provision
     std::string file;                // --file, else ./VMFile.kdl
+    bool fileGiven = false;          // --file: used as given (checkFoundVmfile otherwise)
     std::vector<std::string> names;  // --name (repeatable); empty: every VM of the file
     bool provision = true;           // up, reload: --no-provision clears it
     bool destroy = false;            // down --destroy
@@ -41,6 +42,13 @@ struct LoadedVmfile {
     std::string sha256;                     // of its content, lowercase hex
     std::vector<config::VmDefinition> vms;  // in file order, filtered by `names`
 };
+
+// A VMFile vmrctl found by itself (./VMFile.kdl, no --file) is used only when it is the
+// caller's or root's and not writable by every user: a VMFile makes vmrctl read files as the
+// caller and hand them to VMs, so one planted in a shared folder must not be picked up.
+// PermissionDenied saying why, with a hint to name it with --file; a missing file passes (reading
+// it reports that).
+Result<void> checkFoundVmfile(const std::string& file);
 
 // Read `file` and check it (with checkFiles, also the files it names, with the caller's
 // permissions); keep the VMs named in `names` (all when empty; an unknown name is an error
@@ -64,7 +72,8 @@ std::string downParams(const LoadedVmfile& f, bool destroy, bool force);
 Result<std::string> vmfileProvisionParams(const LoadedVmfile& f);
 
 // The one VM a VMFile defines, for `vmrctl ssh` / `vmrctl provision` without a name; an error
-// naming them when there are several (or when the file cannot be read).
+// naming them when there are several (or when the file cannot be read, or checkFoundVmfile
+// refuses it).
 Result<std::string> soleVmName(const std::string& file, const std::string& home);
 
 // Output lines prefixed by VM name, padded to the longest name ("web | ...", "db  | ...").

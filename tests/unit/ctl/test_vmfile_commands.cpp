@@ -6,6 +6,9 @@
 
 #include <simdjson.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 
 using namespace vmr::ctl;
@@ -81,6 +84,7 @@ TEST_CASE("up, down, reload and provision parse their options", "[vmfile]")
     REQUIRE(up.ok());
     REQUIRE(up->has_value());
     CHECK((*up)->file == "VMFile.kdl");
+    CHECK_FALSE((*up)->fileGiven);
     CHECK((*up)->names.empty());
     CHECK((*up)->provision);
 
@@ -88,6 +92,7 @@ TEST_CASE("up, down, reload and provision parse their options", "[vmfile]")
         {"up", "--file", "x/V.kdl", "--name", "web", "--name=db", "--name", "web", "--no-provision"});
     REQUIRE(named.ok());
     CHECK((*named)->file == "x/V.kdl");
+    CHECK((*named)->fileGiven);
     CHECK((*named)->names == std::vector<std::string>{"web", "db"});
     CHECK(!(*named)->provision);
 
@@ -360,6 +365,35 @@ TEST_CASE("ssh without a name takes the VMFile's only VM", "[vmfile]")
     auto none = soleVmName(d.path() + "/missing.kdl", "");
     REQUIRE(!none.ok());
     CHECK_THAT(none.error().what(), Catch::Contains("Cannot read the VMFile"));
+}
+
+TEST_CASE("a VMFile found by itself is used only when it is the caller's or root's", "[vmfile]")
+{
+    TempDir d;
+    std::string file = put(d, "VMFile.kdl", "vm solo {\n    image \"/nonexistent.img\"\n}\n");
+    CHECK(checkFoundVmfile(file).ok());
+    CHECK(checkFoundVmfile(d / "missing.kdl").ok());  // reading it reports that
+
+    REQUIRE(::chmod(file.c_str(), 0666) == 0);
+    auto open = checkFoundVmfile(file);
+    REQUIRE_FALSE(open.ok());
+    CHECK(open.error().kind() == vmr::ErrorKind::PermissionDenied);
+    CHECK(open.error().message() == "Not using " + file + ", found in this folder: every user can write it");
+    CHECK_THAT(open.error().hint(), Catch::Contains("--file " + file));
+    REQUIRE(::chmod(file.c_str(), 0644) == 0);
+
+    if (::geteuid() != 0) {
+        WARN("not root: cannot give a VMFile to someone else");
+        return;
+    }
+    REQUIRE(::chown(file.c_str(), 12345, 12345) == 0);
+    auto theirs = checkFoundVmfile(file);
+    REQUIRE_FALSE(theirs.ok());
+    CHECK_THAT(theirs.error().message(), Catch::Contains("it belongs to uid 12345, not to you (uid 0)"));
+    // `vmrctl ssh` without a name does not pick a VM from it either.
+    auto sole = soleVmName(file, "");
+    REQUIRE_FALSE(sole.ok());
+    CHECK(sole.error().kind() == vmr::ErrorKind::PermissionDenied);
 }
 
 TEST_CASE("output is cut into lines and prefixed by VM name", "[vmfile]")
