@@ -142,7 +142,7 @@ Daemon::Daemon(const TempDir& dir, Config config)
     std::string runtime = dir / "run";
     socket_ = runtime + "/vmrd.sock";
     logPath_ = dir / "vmrd.log";
-    std::vector<std::string> argv = {binary("VMR_VMRD"), "--user",        "--state-dir",
+    std::vector<std::string> argv = {binary("VMR_VMRD"), config.system ? "--system" : "--user",        "--state-dir",
                                      stateDir_,          "--runtime-dir", runtime,
                                      "--socket",         socket_,         "-v"};
     if (!config.configToml.empty()) {

@@ -37,6 +37,7 @@ public:
         std::map<std::string, std::string> env;
         std::string configToml;  // written to <dir>/vmrd.toml and passed with --config when set
         int listenFd = -1;       // socket activation: passed as fd 3 with LISTEN_FDS=1
+        bool system = false;     // --system (a shared vmrd: roles, hypervisor_user) instead of --user
     };
     explicit Daemon(const TempDir& dir) : Daemon(dir, Config{}) {}
     Daemon(const TempDir& dir, Config config);

@@ -1,9 +1,13 @@
 #include "support.h"
 
+#include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -23,8 +27,55 @@ TempDir::TempDir()
     path_ = tmpl;
 }
 
+namespace {
+
+// Whether /proc/<pid>/cmdline names something under `dir`, or the process holds a file of it
+// open (a hypervisor is handed its files as descriptors, and names no path).
+bool mentions(const std::string& pid, const std::string& dir)
+{
+    std::ifstream in("/proc/" + pid + "/cmdline", std::ios::binary);
+    std::string args((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (args.find(dir + "/") != std::string::npos) return true;
+    std::error_code ec;
+    for (const auto& fd : std::filesystem::directory_iterator("/proc/" + pid + "/fd", ec)) {
+        std::error_code ignored;
+        if (std::filesystem::read_symlink(fd.path(), ignored).string().rfind(dir + "/", 0) == 0) return true;
+    }
+    return false;
+}
+
+// VMs outlive the vmrd that started them (that is the point of re-adoption), so a test's
+// hypervisors would outlive the test. Every process whose command line names a path in this
+// test's own folder, or that holds one open, (a mkdtemp name nobody else uses) is one the test started: SIGKILL it
+// through a pidfd (no pid reuse race) and wait for the pidfd to say it exited.
+void killProcessesUsing(const std::string& dir)
+{
+    std::error_code ec;
+    std::vector<int> pidfds;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+        std::string pid = entry.path().filename();
+        if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
+        if (std::stol(pid) == ::getpid() || !mentions(pid, dir)) continue;
+        int fd = static_cast<int>(::syscall(SYS_pidfd_open, std::stoi(pid), 0));
+        if (fd < 0) continue;
+        // Checked again through the pidfd's process: the pid may have been reused meanwhile.
+        if (mentions(pid, dir) && ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0) == 0)
+            pidfds.push_back(fd);
+        else
+            ::close(fd);
+    }
+    for (int fd : pidfds) {
+        pollfd p{fd, POLLIN, 0};
+        (void)::poll(&p, 1, 5000);
+        ::close(fd);
+    }
+}
+
+}  // namespace
+
 TempDir::~TempDir()
 {
+    killProcessesUsing(path_);
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
 }
