@@ -2,7 +2,7 @@
 
 // QMP wire messages: a pure parser for what QEMU sends (greeting, return, error, event), the
 // command encoder, and the line splitter that frames QEMU's output. No sockets here; the
-// client (client.h) drives these. See docs/qmp.md and ../shared/specs/qemu/NOTES.md.
+// client (client.h) drives these. See docs/qmp.md.
 
 #include "base/result.h"
 

@@ -95,7 +95,7 @@ int runSuite(const fs::path& dir, const kdl::ParseOptions& opts)
     if (!fs::is_directory(inputDir, ec)) {
         std::fprintf(stderr,
                      "kdlfmt: the KDL test suite is missing: %s is not a folder\n"
-                     "  hint: the suite lives in ../shared/specs/kdl/tests beside the repository\n",
+                     "  hint: give the folder of the KDL project's test suite (input/, expected_kdl/)\n",
                      inputDir.c_str());
         return kExitFailed;
     }
