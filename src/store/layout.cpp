@@ -27,6 +27,11 @@ std::string Layout::vmDir(std::string_view name) const
     return p;
 }
 
+std::string Layout::stagingDir(std::string_view name, std::string_view id) const
+{
+    return vmsDir() + "/" + std::string(kStagingPrefix) + std::string(name) + "-" + std::string(id);
+}
+
 std::string Layout::runtimeSocket(std::string_view id, std::string_view kind) const
 {
     std::string p = runtimeVmsDir();

@@ -29,6 +29,12 @@ public:
     // The name must have passed validateVmName.
     std::string vmDir(std::string_view name) const;
     std::string recordPath(std::string_view name) const { return vmDir(name) + "/vm.json"; }
+    // Where a new VM's folder is built before it appears under its name (Store::commit):
+    // <state>/vms/.new-<name>-<id>. No VM name starts with '.', so it is never taken for a VM.
+    std::string stagingDir(std::string_view name, std::string_view id) const;
+    static constexpr std::string_view kStagingPrefix = ".new-";
+    // What a destroyed VM's folder is renamed to before it is deleted: .gone-<name>-<n>.
+    static constexpr std::string_view kGonePrefix = ".gone-";
     // <runtime>/vms/<id>.<kind>, kind being "qmp", "api" or "serial".
     std::string runtimeSocket(std::string_view id, std::string_view kind) const;
 

@@ -1,5 +1,6 @@
 #include "store/store.h"
 
+#include "base/crash_point.h"
 #include "base/fd.h"
 #include "base/files.h"
 #include "model/names.h"
@@ -145,6 +146,18 @@ Result<Store::ScanReport> Store::scan() const
             problem(vmDir, "Not a VM folder; left as it is");
             continue;
         }
+        // Half-done work of a vmrd that stopped: a create that never committed is rolled back,
+        // a destroy that had begun deleting is finished.
+        bool staging = name.rfind(Layout::kStagingPrefix, 0) == 0;
+        if (staging || name.rfind(Layout::kGonePrefix, 0) == 0) {
+            auto removed = removeTree(vmsFd, name, vmDir);
+            syncDir(vmsFd);
+            std::string what =
+                staging ? "the folder of a create that did not finish" : "the rest of a destroyed VM";
+            problem(vmDir,
+                    removed ? "Removed " + what : "Cannot remove " + what + ": " + removed.error().what());
+            continue;
+        }
         if (auto ok = model::validateVmName(name); !ok) {
             problem(vmDir, "The folder name is not a valid VM name; left as it is");
             continue;
@@ -179,6 +192,7 @@ Result<Store::ScanReport> Store::scan() const
         const std::string recordPath = vmDir + "/" + std::string(kRecordFile);
         if (!hasRecord) {
             problem(recordPath, "The VM folder has no vm.json; the VM is not loaded");
+            report.broken.push_back({name, "its folder has no vm.json"});
             continue;
         }
 
@@ -198,10 +212,13 @@ Result<Store::ScanReport> Store::scan() const
         }
         std::string why = record.error().what();
         auto kept = keepAside(vmFd, vmDir);
-        if (kept)
+        if (kept) {
             problem(recordPath, "Bad record, moved aside: " + why, *kept);
-        else
+            report.broken.push_back({name, "its record could not be read (" + why + "), kept as " + *kept});
+        } else {
             problem(recordPath, "Bad record: " + why + "; and: " + kept.error().what());
+            report.broken.push_back({name, "its record could not be read (" + why + ")"});
+        }
     }
     return report;
 }
@@ -215,6 +232,52 @@ Result<void> Store::save(const VmRecord& record, Durability durability) const
             .causedBy(std::move(check).error());
     VMR_TRY(layout_.ensureVmDir(record.name()));
     return writeFileAtomic(layout_.recordPath(record.name()), text, Layout::kRecordMode, durability);
+}
+
+Result<std::string> Store::stage(const VmRecord& record) const
+{
+    VMR_TRY(model::validateVmName(record.name()));
+    std::string dir = layout_.stagingDir(record.name(), record.runtime.id);
+    discard(record);  // a leftover of the same name and id: nothing of it is wanted
+    if (::mkdir(dir.c_str(), Layout::kVmDirMode) != 0) return Error::fromErrno(errno, "Cannot create " + dir);
+    if (::chmod(dir.c_str(), Layout::kVmDirMode) != 0)
+        return Error::fromErrno(errno, "Cannot set the mode of " + dir);
+    return dir;
+}
+
+Result<void> Store::commit(const VmRecord& record) const
+{
+    const std::string& name = record.name();
+    std::string text = toJson(record);
+    if (auto check = recordFromJson(text); !check)
+        return Error(ErrorKind::InvalidArgument, "Cannot save VM " + name + ": invalid record")
+            .causedBy(std::move(check).error());
+    std::string staging = layout_.stagingDir(name, record.runtime.id);
+    VMR_TRY(writeFileAtomic(staging + "/" + std::string(kRecordFile), text, Layout::kRecordMode,
+                            Durability::Disk));
+    UniqueFd vmsFd(::open(layout_.vmsDir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!vmsFd) return Error::fromErrno(errno, "Cannot open " + layout_.vmsDir());
+    std::string from = staging.substr(layout_.vmsDir().size() + 1);
+    if (::renameat2(vmsFd.get(), from.c_str(), vmsFd.get(), name.c_str(), RENAME_NOREPLACE) != 0) {
+        if (errno == EEXIST)
+            return Error(ErrorKind::VmExists, "VM \"" + name + "\" already exists",
+                         "Choose another name, or run `vmrctl destroy " + name + "` first");
+        return Error::fromErrno(errno, "Cannot move " + staging + " to " + layout_.vmDir(name));
+    }
+    if (::fsync(vmsFd.get()) != 0) return Error::fromErrno(errno, "Cannot sync " + layout_.vmsDir());
+    return success();
+}
+
+void Store::discard(const VmRecord& record) const
+{
+    UniqueFd vmsFd(::open(layout_.vmsDir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    std::string dir = layout_.stagingDir(record.name(), record.runtime.id);
+    std::string entry = dir.substr(layout_.vmsDir().size() + 1);
+    struct stat st {};
+    if (!vmsFd || ::fstatat(vmsFd.get(), entry.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISDIR(st.st_mode))
+        return;
+    (void)removeTree(vmsFd.get(), entry, dir);
 }
 
 Result<VmRecord> Store::load(std::string_view name) const
@@ -252,7 +315,18 @@ Result<void> Store::remove(std::string_view name) const
         return Error(ErrorKind::PermissionDenied, "Refusing to delete " + layout_.vmDir(n) +
                                                       ": it is not a folder (a symlink could lead "
                                                       "outside the state directory)");
-    VMR_TRY(removeTree(vmsFd.get(), n, layout_.vmDir(n)));
+    // Renamed first: from here the name is free, and what a crash leaves is a .gone- folder
+    // that the next scan deletes.
+    std::string gone;
+    for (int i = 0;; ++i) {
+        gone = std::string(Layout::kGonePrefix) + n + "-" + std::to_string(i);
+        if (::renameat2(vmsFd.get(), n.c_str(), vmsFd.get(), gone.c_str(), RENAME_NOREPLACE) == 0) break;
+        if (errno != EEXIST || i == 1000)
+            return Error::fromErrno(errno, "Cannot move " + layout_.vmDir(n) + " aside");
+    }
+    syncDir(vmsFd.get());
+    VMR_CRASH_POINT("destroy.after_rename");
+    VMR_TRY(removeTree(vmsFd.get(), gone, layout_.vmsDir() + "/" + gone));
     syncDir(vmsFd.get());
     return success();
 }

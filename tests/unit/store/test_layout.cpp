@@ -60,13 +60,13 @@ TEST_CASE("ensureDirs creates every directory at its mode", "[layout]")
         REQUIRE(l.ensureDirs().ok());
         REQUIRE(l.ensureVmDir("web").ok());
     }
-    SECTION("system mode: state readable, VM folders private")
+    SECTION("system mode: state private, the runtime folder (sockets) reachable")
     {
         Layout l(settingsIn(dir, config::Mode::System));
         REQUIRE(l.ensureDirs().ok());
-        CHECK(modeOf(l.stateDir()) == 0755);
-        CHECK(modeOf(l.vmsDir()) == 0755);
-        CHECK(modeOf(l.imagesDir()) == 0755);
+        CHECK(modeOf(l.stateDir()) == 0700);
+        CHECK(modeOf(l.vmsDir()) == 0700);
+        CHECK(modeOf(l.imagesDir()) == 0700);
         CHECK(modeOf(l.runtimeDir()) == 0755);
         CHECK(modeOf(l.runtimeVmsDir()) == 0700);
         REQUIRE(l.ensureVmDir("web").ok());
@@ -77,7 +77,8 @@ TEST_CASE("ensureDirs creates every directory at its mode", "[layout]")
         ::umask(077);
         Layout l(settingsIn(dir, config::Mode::System));
         REQUIRE(l.ensureDirs().ok());
-        CHECK(modeOf(l.stateDir()) == 0755);
+        CHECK(modeOf(l.stateDir()) == 0700);
+        CHECK(modeOf(l.runtimeDir()) == 0755);
     }
     ::umask(oldMask);
 }

@@ -228,6 +228,17 @@ TEST_CASE("scan reports and keeps aside bad records, removes stray temp files", 
     CHECK(novm->keptAs.empty());
     CHECK(test::readFile(vms + "/novm/console.log") == "x");
 
+    // Every VM folder without a loadable record is broken, with the reason: its name stays taken
+    // until it is removed.
+    std::vector<std::string> broken;
+    for (const auto& b : report->broken) broken.push_back(b.name + ": " + b.reason);
+    REQUIRE(broken.size() == 7);
+    CHECK_THAT(broken[0], Catch::StartsWith("corrupt: its record could not be read ("));
+    CHECK_THAT(broken[0], Catch::Contains("), kept as " + vms + "/corrupt/vm.json.corrupt-"));
+    CHECK_THAT(broken[2], Catch::StartsWith("halfwritten: its folder has no vm.json"));
+    CHECK_THAT(broken[3], Catch::StartsWith("novm: its folder has no vm.json"));
+    CHECK_THAT(broken[6], Catch::StartsWith("zero: its record could not be read (Field \"vcpus\""));
+
     REQUIRE(findProblem(*report, vms + "/stray-file") != nullptr);
     CHECK(test::readFile(vms + "/stray-file") == "x");
     REQUIRE(findProblem(*report, vms + "/-bad name") != nullptr);
@@ -261,4 +272,70 @@ TEST_CASE("corrupt names carry the UTC time", "[store]")
 {
     CHECK(corruptName("vm.json", 0) == "vm.json.corrupt-19700101T000000Z");
     CHECK(corruptName("vm.json", 1700000000) == "vm.json.corrupt-20231114T221320Z");
+}
+
+TEST_CASE("a new VM appears whole or not at all: stage, commit, discard", "[store][crash]")
+{
+    TempDir dir;
+    Store store = openStore(dir);
+    const std::string vms = dir / "state/vms";
+    VmRecord r = record("web");
+    auto staging = store.stage(r);
+    REQUIRE(staging.ok());
+    CHECK(*staging == vms + "/.new-web-00c0ffee");
+    CHECK(modeOf(*staging) == 0700);
+    writeFile(*staging + "/overlay.qcow2", "disk");
+    // Until the commit there is no VM "web", for anyone.
+    CHECK_FALSE(store.exists("web"));
+    auto before = store.scan();
+    REQUIRE(before.ok());
+    CHECK(before->records.empty());
+    CHECK(before->broken.empty());
+    // ... and the scan (a vmrd starting after a crash) rolled the staging folder back.
+    CHECK_FALSE(std::filesystem::exists(*staging));
+    REQUIRE(findProblem(*before, *staging) != nullptr);
+    CHECK(findProblem(*before, *staging)->message == "Removed the folder of a create that did not finish");
+
+    staging = store.stage(r);
+    REQUIRE(staging.ok());
+    writeFile(*staging + "/overlay.qcow2", "disk");
+    REQUIRE(store.commit(r).ok());
+    CHECK(listDir(vms) == std::vector<std::string>{"web"});
+    CHECK(listDir(vms + "/web") == std::vector<std::string>{"overlay.qcow2", "vm.json"});
+    CHECK(modeOf(vms + "/web/vm.json") == 0600);
+    auto loaded = store.load("web");
+    REQUIRE(loaded.ok());
+    CHECK(*loaded == r);
+
+    // A second VM of the same name is refused at the commit, and leaves the first alone.
+    VmRecord twin = record("web");
+    twin.runtime.id = "0badcafe";
+    REQUIRE(store.stage(twin).ok());
+    auto clash = store.commit(twin);
+    REQUIRE_FALSE(clash.ok());
+    CHECK(clash.error().kind() == ErrorKind::VmExists);
+    store.discard(twin);
+    CHECK(listDir(vms) == std::vector<std::string>{"web"});
+    CHECK(store.load("web")->runtime.id == "00c0ffee");
+}
+
+TEST_CASE("remove frees the name first; a removal cut short is finished by the next scan", "[store][crash]")
+{
+    TempDir dir;
+    Store store = openStore(dir);
+    const std::string vms = dir / "state/vms";
+    REQUIRE(store.save(record("web")).ok());
+    REQUIRE(store.remove("web").ok());
+    CHECK(listDir(vms).empty());
+
+    // What a crash between the rename and the deletion leaves.
+    writeFile(vms + "/.gone-web-0/overlay.qcow2", "disk");
+    writeFile(vms + "/.gone-web-0/vm.json", toJson(record("web")));
+    auto report = store.scan();
+    REQUIRE(report.ok());
+    CHECK(report->records.empty());
+    CHECK(report->broken.empty());
+    CHECK(listDir(vms).empty());
+    REQUIRE(findProblem(*report, vms + "/.gone-web-0") != nullptr);
+    CHECK(findProblem(*report, vms + "/.gone-web-0")->message == "Removed the rest of a destroyed VM");
 }
