@@ -96,26 +96,35 @@ std::optional<Credentials> Credentials::ofUser(uid_t uid)
     return c;
 }
 
+namespace {
+
+// A getgrnam_r / getpwnam_r lookup: the entry, or nullopt when there is none. Its strings live
+// in a buffer the next lookup reuses: callers keep numbers only.
+template <typename Entry, typename Lookup>
+std::optional<Entry> lookUp(const std::string& name, Lookup lookup)
+{
+    Entry entry{};
+    Entry* found = nullptr;
+    thread_local std::vector<char> buf(16384);
+    if (name.empty() || lookup(name.c_str(), &entry, buf.data(), buf.size(), &found) != 0 || found == nullptr)
+        return std::nullopt;
+    return entry;
+}
+
+}  // namespace
+
 std::optional<gid_t> groupId(const std::string& name)
 {
-    group gr{};
-    group* found = nullptr;
-    std::vector<char> buf(16384);
-    if (name.empty() || ::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) != 0 ||
-        found == nullptr)
-        return std::nullopt;
-    return gr.gr_gid;
+    auto gr = lookUp<group>(name, ::getgrnam_r);
+    if (!gr) return std::nullopt;
+    return gr->gr_gid;
 }
 
 std::optional<Credentials> userByName(const std::string& name)
 {
-    passwd pw{};
-    passwd* found = nullptr;
-    std::vector<char> buf(16384);
-    if (name.empty() || ::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 ||
-        found == nullptr)
-        return std::nullopt;
-    return Credentials::ofUser(pw.pw_uid).value_or(Credentials{pw.pw_uid, pw.pw_gid, {}});
+    auto pw = lookUp<passwd>(name, ::getpwnam_r);
+    if (!pw) return std::nullopt;
+    return Credentials::ofUser(pw->pw_uid).value_or(Credentials{pw->pw_uid, pw->pw_gid, {}});
 }
 
 Result<UniqueFd> openAs(const Credentials& who, const std::string& path, int flags, std::string_view what)

@@ -59,6 +59,8 @@ Error Error::fromErrno(int err, std::string message, std::string hint)
         kind = ErrorKind::Timeout;
     else if (err == ECANCELED)
         kind = ErrorKind::Cancelled;
+    else if (err == ENOSPC || err == EDQUOT)
+        kind = ErrorKind::NoSpace;
     Error e(kind, std::move(message), std::move(hint));
     e.errno_ = err;
     return e;

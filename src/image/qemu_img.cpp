@@ -7,9 +7,11 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <utility>
 #include <vector>
@@ -54,6 +56,10 @@ reactor::Task<Result<reactor::RunResult>> runQemuImg(reactor::Reactor& r, std::v
     if (!res->status.exited() || res->status.code != 0) {
         std::string err = trim(res->err);
         if (err.empty()) err = "qemu-img " + res->status.describe();
+        // A full disk is the host's state, not vmr's bug.
+        if (err.find(std::strerror(ENOSPC)) != std::string::npos ||
+            err.find(std::strerror(EDQUOT)) != std::string::npos)
+            failKind = ErrorKind::NoSpace;
         co_return Error(failKind, what + ": " + err);
     }
     co_return std::move(*res);
@@ -134,6 +140,17 @@ Result<BaseImage> probeBaseFile(const std::string& path)
     return probeBaseImage(fd.get(), path);
 }
 
+static std::string freeSpaceHint(const std::string& path)
+{
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    struct statvfs fs {};
+    std::string free =
+        ::statvfs(dir.c_str(), &fs) == 0
+            ? std::to_string(static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize >> 20) + " MiB free"
+            : "its free space unknown";
+    return "The file system of " + dir + " is full (" + free + "): free space there, then try again";
+}
+
 reactor::Task<Result<void>> createOverlay(reactor::Reactor& r, BaseImage base, std::string basePath,
                                           std::string overlay, std::optional<uint64_t> sizeBytes)
 {
@@ -181,7 +198,9 @@ reactor::Task<Result<void>> createOverlay(reactor::Reactor& r, BaseImage base, s
         co_await runQemuImg(r, std::move(argv), "Cannot create overlay " + overlay, ErrorKind::Internal);
     if (!res) {
         ::unlink(overlay.c_str());
-        co_return std::move(res).error();
+        Error e = std::move(res).error();
+        if (e.kind() == ErrorKind::NoSpace) e.withHint(freeSpaceHint(overlay));
+        co_return e;
     }
     co_return success();
 }

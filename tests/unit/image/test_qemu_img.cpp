@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -355,7 +357,8 @@ TEST_CASE("probeBaseImage: an image that names another file, or that vmr cannot 
          {"qemu-img", "create", "-f", "qcow2", "-F", "raw", "-b", base, dir / "backing.qcow2"},
          "refers to a backing file"},
         {"datafile.qcow2",
-         {"qemu-img", "create", "-f", "qcow2", "-o", "data_file=" + (dir / "data.raw"), dir / "datafile.qcow2", "4M"},
+         {"qemu-img", "create", "-f", "qcow2", "-o", "data_file=" + (dir / "data.raw"),
+          dir / "datafile.qcow2", "4M"},
          "keeps its data in an external file"},
         {"secret.qcow2",
          {"qemu-img", "create", "-f", "qcow2", "--object", "secret,id=s0,data=pw", "-o",
@@ -373,11 +376,13 @@ TEST_CASE("probeBaseImage: an image that names another file, or that vmr cannot 
             auto probed = probeBaseFile(dir / c.name);
             REQUIRE(!probed);
             CHECK(probed.error().kind() == ErrorKind::InvalidArgument);
-            CHECK(probed.error().message() == "Image " + (dir / c.name) + " " + c.says +
-                                                  (c.says.rfind("is a ", 0) == 0
-                                                       ? "; vmr boots qcow2 and raw images only"
-                                                       : c.says == "is encrypted" ? "; vmr cannot give QEMU its key" : ""));
-            CHECK(probed.error().hint().find("qemu-img convert -O qcow2 " + (dir / c.name)) != std::string::npos);
+            CHECK(probed.error().message() ==
+                  "Image " + (dir / c.name) + " " + c.says +
+                      (c.says.rfind("is a ", 0) == 0 ? "; vmr boots qcow2 and raw images only"
+                       : c.says == "is encrypted"    ? "; vmr cannot give QEMU its key"
+                                                     : ""));
+            CHECK(probed.error().hint().find("qemu-img convert -O qcow2 " + (dir / c.name)) !=
+                  std::string::npos);
         }
     }
 }
@@ -404,7 +409,8 @@ TEST_CASE("probeBaseHeader: a qcow2 header QEMU could not open is refused as cor
     // Big-endian `bytes` at `at`, in a copy of the good header.
     auto patched = [&](size_t at, size_t bytes, uint64_t value) {
         std::string h = good;
-        for (size_t i = 0; i < bytes; ++i) h[at + bytes - 1 - i] = static_cast<char>((value >> (8 * i)) & 0xff);
+        for (size_t i = 0; i < bytes; ++i)
+            h[at + bytes - 1 - i] = static_cast<char>((value >> (8 * i)) & 0xff);
         return h;
     };
     struct Case {
@@ -425,4 +431,31 @@ TEST_CASE("probeBaseHeader: a qcow2 header QEMU could not open is refused as cor
         CHECK(probed.error().message() == "Image /x is not a valid qcow2 image: " + c.says);
         CHECK(probed.error().hint() == "Check that the file is complete (qemu-img check /x)");
     }
+}
+
+TEST_CASE("createOverlay: a full disk is no_space, naming the folder and its free space")
+{
+    if (::geteuid() != 0) {
+        WARN("not root: cannot mount a tiny file system to fill");
+        return;
+    }
+    auto r = makeReactor();
+    TempDir dir;
+    std::string base = makeBase(*r, dir, "raw", 4 * kMiB);
+    std::string full = dir / "full";
+    std::filesystem::create_directories(full);
+    // A 16 KiB tmpfs in a mount namespace of this test program's own: a qcow2 header does not fit.
+    REQUIRE(::unshare(CLONE_NEWNS) == 0);
+    REQUIRE(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0);
+    REQUIRE(::mount("tmpfs", full.c_str(), "tmpfs", 0, "size=16k") == 0);
+    auto made = overlayOn(*r, base, full + "/ov.qcow2", 64 * kGiB);
+    ::umount(full.c_str());
+    REQUIRE_FALSE(made);
+    CHECK(made.error().kind() == ErrorKind::NoSpace);
+    CHECK(made.error().kindName() == "no_space");
+    CHECK_THAT(made.error().message(), Catch::StartsWith("Cannot create overlay " + full + "/ov.qcow2: "));
+    CHECK_THAT(made.error().hint(), Catch::StartsWith("The file system of " + full + " is full ("));
+    CHECK_THAT(made.error().hint(), Catch::EndsWith(" MiB free): free space there, then try again"));
+    CHECK(Error::fromErrno(ENOSPC, "x").kind() == ErrorKind::NoSpace);
+    CHECK(Error::fromErrno(EDQUOT, "x").kind() == ErrorKind::NoSpace);
 }
