@@ -195,7 +195,19 @@ std::string listJson(const vm::Manager& m)
 {
     json::Writer w;
     w.beginObject().key("vms").beginArray();
+    // Broken VMs (a folder without a loadable record) among the others, by name.
+    const auto& broken = m.broken();
+    auto b = broken.begin();
+    auto brokenUpTo = [&](const std::string* name) {
+        for (; b != broken.end() && (name == nullptr || b->first < *name); ++b)
+            w.beginObject()
+                .field("name", b->first)
+                .field("state", "broken")
+                .field("state_reason", b->second)
+                .endObject();
+    };
     for (const store::VmRecord* r : m.list()) {
+        brokenUpTo(&r->name());
         w.beginObject()
             .field("name", r->name())
             .field("backend", model::wordOf(r->spec.backend))
@@ -206,6 +218,7 @@ std::string listJson(const vm::Manager& m)
         w.optionalField("pid", r->runtime.pid).optionalField("ssh_port", r->runtime.sshPort);
         w.endObject();
     }
+    brokenUpTo(nullptr);
     w.endArray().endObject();
     return w.take();
 }

@@ -1,5 +1,6 @@
 #include "vm/driver.h"
 
+#include "base/crash_point.h"
 #include "base/files.h"
 #include "base/proc.h"
 #include "vm/logger.h"
@@ -131,6 +132,11 @@ Result<void> Driver::spawn()
     opts.argv = std::move(plan.argv);
     opts.newSession = true;  // the hypervisor outlives vmrd
     opts.runAs = cfg_.launch.runAs;
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e)
+        if (std::string_view(*e).rfind(kVmEnvMarker, 0) != 0) env.emplace_back(*e);
+    env.push_back(std::string(kVmEnvMarker) + cfg_.paths.control);
+    opts.env = std::move(env);
     opts.fds.emplace_back(log.get(), 2);
     for (const auto& [fd, number] : plan.fds) opts.fds.emplace_back(fd.get(), number);
     log::command("vm", opts.argv);
@@ -168,6 +174,7 @@ Task<Result<void>> Driver::start()
     auto deadline = reactor_.now() + cfg_.startTimeout;
     Result<void> up = spawn();
     if (up) {
+        VMR_CRASH_POINT("start.after_spawn");
         spawned();
         up = co_await connect(deadline);
     }

@@ -23,10 +23,15 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace vmr::vm {
+
+// Every hypervisor vmrd spawns has VMR_VM=<its control socket> in its environment: a vmrd that
+// died between spawning one and recording its pid finds it by that (Manager::killOrphans).
+constexpr std::string_view kVmEnvMarker = "VMR_VM=";
 
 struct StopOptions {
     bool force = false;  // SIGKILL at once instead of asking the guest

@@ -1,6 +1,8 @@
 #include "vm/manager.h"
 
+#include "base/crash_point.h"
 #include "base/files.h"
+#include "base/proc.h"
 #include "image/base_image.h"
 #include "image/qemu_img.h"
 #include "model/names.h"
@@ -14,12 +16,16 @@
 
 #include <fcntl.h>
 #include <malloc.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <set>
 
 namespace vmr::vm {
 
@@ -60,8 +66,21 @@ Manager::~Manager() = default;
 Result<std::shared_ptr<Manager::Entry>> Manager::lookup(std::string_view name) const
 {
     auto it = vms_.find(name);
-    if (it == vms_.end()) return notFound(name);
+    if (it == vms_.end()) return missing(name);
     return it->second;
+}
+
+Error Manager::missing(std::string_view name) const
+{
+    auto b = broken_.find(name);
+    if (b == broken_.end()) return notFound(name);
+    return Error(ErrorKind::StoreCorrupt, "VM \"" + std::string(name) + "\" is broken: " + b->second,
+                 "Remove what is left of it with `vmrctl destroy " + std::string(name) + "`");
+}
+
+void Manager::setBroken(const std::vector<store::Store::Broken>& broken)
+{
+    for (const auto& b : broken) broken_[b.name] = b.reason;
 }
 
 const store::VmRecord* Manager::find(std::string_view name) const
@@ -74,7 +93,7 @@ Result<const store::VmRecord*> Manager::get(std::string_view name) const
 {
     VMR_TRY(model::validateVmName(name));
     const store::VmRecord* r = find(name);
-    if (r == nullptr) return notFound(name);
+    if (r == nullptr) return missing(name);
     return r;
 }
 
@@ -104,7 +123,8 @@ Result<std::optional<Credentials>> Manager::hypervisorUser() const
     if (settings_.mode != config::Mode::System || name == "root" || ::geteuid() != 0) return Hypervisor();
     auto user = userByName(name);
     if (!user)
-        return Error(ErrorKind::Config, "hypervisor_user \"" + name + "\" does not exist: QEMU never runs as root",
+        return Error(ErrorKind::Config,
+                     "hypervisor_user \"" + name + "\" does not exist: QEMU never runs as root",
                      "Create it (useradd --system --no-create-home --shell /usr/sbin/nologin " + name +
                          "), or name another user in vmrd.toml's hypervisor_user");
     if (user->uid == 0) return Hypervisor();
@@ -223,6 +243,44 @@ std::string Manager::resolveImage(const std::string& image) const
     return image.find('/') != std::string::npos ? image : store_.layout().imagesDir() + "/" + image;
 }
 
+size_t Manager::killOrphans()
+{
+    const std::string marker = std::string(kVmEnvMarker) + store_.layout().runtimeVmsDir() + "/";
+    std::set<pid_t> owned;
+    for (const auto& [name, e] : vms_)
+        if (auto pid = e->driver->pid()) owned.insert(*pid);
+    // The id in "VMR_VM=<runtime>/vms/<id>.qmp", when pid's environment has it.
+    auto markedId = [&](pid_t pid) -> std::optional<std::string> {
+        std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+        std::string var;
+        while (std::getline(in, var, '\0')) {
+            if (var.rfind(marker, 0) != 0) continue;
+            std::string file = var.substr(marker.size());
+            return file.substr(0, file.find('.'));
+        }
+        return std::nullopt;
+    };
+    size_t killed = 0;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+        std::string n = entry.path().filename();
+        if (n.empty() || n.find_first_not_of("0123456789") != std::string::npos) continue;
+        pid_t pid = static_cast<pid_t>(std::stol(n));
+        if (owned.count(pid) != 0 || pid == ::getpid() || !markedId(pid)) continue;
+        auto child = reactor::Child::adopt(reactor_, pid);
+        // Asked again through the pidfd's process: the pid may have been reused meanwhile.
+        auto id = markedId(pid);
+        if (!child || !id || isZombie(pid)) continue;
+        (void)(*child)->signal(SIGKILL);
+        ++killed;
+        lg().warn(
+            "Killed pid {}: a hypervisor of VM id {} that no VM record owns (vmrd stopped while "
+            "starting it)",
+            pid, *id);
+    }
+    return killed;
+}
+
 Task<Result<void>> Manager::adoptAll(std::vector<store::VmRecord> records)
 {
     auto t0 = reactor_.now();
@@ -230,6 +288,15 @@ Task<Result<void>> Manager::adoptAll(std::vector<store::VmRecord> records)
     std::vector<std::shared_ptr<Entry>> live;
     for (auto& rec : records) {
         const std::string name = rec.name();
+        if (rec.runtime.state == VmState::Destroyed) {
+            // Its destroy had stopped it and marked the record when vmrd stopped: finish it.
+            auto removed = store_.remove(name);
+            if (removed)
+                lg().warn("VM {}: finished destroying it (vmrd stopped midway)", name);
+            else
+                lg().error("VM {}: cannot finish destroying it: {}", name, removed.error().what());
+            continue;
+        }
         if (vms_.count(name) != 0) {
             Error err(ErrorKind::VmExists, "VM \"" + name + "\" is loaded twice");
             lg().error("{}", err.what());
@@ -294,6 +361,11 @@ Result<void> Manager::checkCreate(const model::VmSpec& spec, const Credentials& 
 {
     VMR_TRY(model::validateVmName(spec.name));
     VMR_TRY(model::checkSpec(spec, true));
+    if (broken_.count(spec.name) != 0)
+        return Error(
+            ErrorKind::VmExists,
+            "VM \"" + spec.name + "\" exists, broken: " + broken_.find(spec.name)->second,
+            "Remove what is left of it with `vmrctl destroy " + spec.name + "`, then create it again");
     if (vms_.count(spec.name) != 0 || creating_.count(spec.name) != 0 || store_.exists(spec.name))
         return Error(ErrorKind::VmExists, "VM \"" + spec.name + "\" already exists",
                      "Choose another name, or run `vmrctl destroy " + spec.name + "` first");
@@ -345,16 +417,22 @@ Task<Result<void>> Manager::makeVm(store::VmRecord& rec, const Credentials& call
     if (spec.backend == model::Backend::Chv && !ownImage && caller.uid != ::geteuid())
         co_return Error(ErrorKind::Unsupported,
                         "cloud-hypervisor opens a disk's backing image by its path, with vmrd's rights: it "
-                        "cannot boot " + spec.image + " for uid " + std::to_string(caller.uid),
+                        "cannot boot " +
+                            spec.image + " for uid " + std::to_string(caller.uid),
                         "Put the image in " + imagesDir + " (vmrctl image pull), or use backend \"qemu\"");
     if (spec.network.mode == model::NetMode::User) {
         VMR_CO_TRY_ASSIGN(rec.runtime.sshPort, ports_.allocate(name, std::nullopt));
     }
-    VMR_CO_TRY(store_.layout().ensureVmDir(name));
-    const std::string dir = store_.layout().vmDir(name);
+    // Everything is made in a staging folder that becomes the VM's in one rename, once its
+    // record is durable (Store::commit): a crash at any step leaves no half-made VM.
+    std::string dir;
+    VMR_CO_TRY_ASSIGN(dir, store_.stage(rec));
+    const std::string finalDir = store_.layout().vmDir(name);
     std::optional<uint64_t> sizeBytes;
     if (spec.diskGib) sizeBytes = *spec.diskGib << 30;
-    VMR_CO_TRY(co_await image::createOverlay(reactor_, base, spec.image, dir + "/" + kOverlayName, sizeBytes));
+    VMR_CO_TRY(
+        co_await image::createOverlay(reactor_, base, spec.image, dir + "/" + kOverlayName, sizeBytes));
+    VMR_CRASH_POINT("create.after_overlay");
     if (spec.backend == model::Backend::Qemu) {
         VMR_CO_TRY_ASSIGN(Firmware fw, resolveFirmware(std::string(model::firmwareWord(spec.firmware))));
         if (!fw.uefiVarsTemplate.empty())
@@ -370,11 +448,14 @@ Task<Result<void>> Manager::makeVm(store::VmRecord& rec, const Credentials& call
         seed.userData = spec.cloudInit.userData;
         seed.hostname = spec.cloudInit.hostname;
         VMR_CO_TRY_ASSIGN(SeedResult written, writeSeed(seed));
-        rec.runtime.seed = written.seedPath;
+        VMR_CRASH_POINT("create.after_seed");
+        // Where it will be once the folder has its name.
+        rec.runtime.seed = finalDir + "/" + std::filesystem::path(written.seedPath).filename().string();
         rec.runtime.hostKey = written.hostKey;
         if (!spec.cloudInit.userData) rec.spec.cloudInit.user = written.user;
     }
-    VMR_CO_TRY(store_.save(rec));
+    VMR_CO_TRY(store_.commit(rec));
+    VMR_CRASH_POINT("create.after_commit");
     co_return success();
 }
 
@@ -406,22 +487,27 @@ Task<Result<store::VmRecord>> Manager::create(model::VmSpec spec, CreateOptions 
 
     // From here every failure undoes what was done: folder removed, port released.
     creating_.insert(name);
+    // A copy of the record, not a reference: `co_return rec` moves it before this runs.
     struct Undo {
         Manager& m;
-        std::string name;
+        store::VmRecord rec;
         bool armed = true;
+        bool committed = false;  // the folder has its name: removed by name
         ~Undo()
         {
+            const std::string& name = rec.name();
             m.creating_.erase(name);
             if (!armed) return;
             m.ports_.release(name);
-            if (m.store_.exists(name)) {
+            m.store_.discard(rec);
+            if (committed) {
                 auto removed = m.store_.remove(name);
                 if (!removed) lg().error("VM {}: cannot remove its folder: {}", name, removed.error().what());
             }
         }
-    } undo{*this, name};
+    } undo{*this, rec};
     VMR_CO_TRY(co_await makeVm(rec, opts.caller));
+    undo.committed = true;
 
     auto e = std::make_shared<Entry>();
     e->record = rec;
@@ -492,8 +578,20 @@ Task<Result<store::VmRecord>> Manager::resume(std::string name)
 
 Task<Result<void>> Manager::destroy(std::string name)
 {
+    if (vms_.count(name) == 0 && broken_.count(name) != 0) {
+        // What is left of a VM vmrd could not load: its folder.
+        auto removed = store_.remove(name);
+        if (!removed && removed.error().kind() != ErrorKind::VmNotFound)
+            co_return Error(ErrorKind::System, "Cannot remove what is left of VM \"" + name + "\"",
+                            "Remove " + store_.layout().vmDir(name) + " by hand")
+                .causedBy(std::move(removed).error());
+        broken_.erase(name);
+        lg().info("VM {}: removed what was left of it (it was broken)", name);
+        co_return success();
+    }
     VMR_CO_TRY_ASSIGN(std::shared_ptr<Entry> e, lookup(name));
     VMR_CO_TRY(co_await e->driver->destroy());
+    VMR_CRASH_POINT("destroy.after_stop");
     if (e->removed) co_return notFound(name);
     e->removed = true;
     vms_.erase(name);

@@ -55,6 +55,10 @@ public:
     // VM whose state says a hypervisor should be running. A port conflict is logged and the later
     // VM loses its port (it gets a new one at its next start); only a duplicate name is an error.
     reactor::Task<Result<void>> adoptAll(std::vector<store::VmRecord> records);
+    // After adoptAll: SIGKILL every hypervisor of this vmrd's (its environment names a socket in
+    // this runtime folder, see kVmEnvMarker) that no VM owns: one spawned by a vmrd that died
+    // before its pid was recorded. Returns how many.
+    size_t killOrphans();
 
     struct CreateOptions {
         image::ProgressFn onImageProgress;  // while image_url downloads
@@ -90,8 +94,14 @@ public:
     // Valid until the next call that can change the set of VMs (create, destroy, adoptAll).
     const store::VmRecord* find(std::string_view name) const;
     std::vector<const store::VmRecord*> list() const;  // sorted by name
-    // VmNotFound, with the hint to list VMs, when there is no such VM.
+    // VmNotFound, with the hint to list VMs, when there is no such VM; StoreCorrupt when it is
+    // broken.
     Result<const store::VmRecord*> get(std::string_view name) const;
+
+    // VM folders the start-up scan found without a loadable record: listed as "broken" with the
+    // reason, their names taken until `destroy` removes them.
+    void setBroken(const std::vector<store::Store::Broken>& broken);
+    const std::map<std::string, std::string, std::less<>>& broken() const noexcept { return broken_; }
 
     // Where a VM's files are (for `vmrctl status`).
     struct Paths {
@@ -155,7 +165,10 @@ private:
     AccelSelector accel_;
     net::PortAllocator ports_;
     std::map<std::string, std::shared_ptr<Entry>, std::less<>> vms_;
-    std::set<std::string, std::less<>> creating_;  // names whose create() is in flight
+    std::set<std::string, std::less<>> creating_;             // names whose create() is in flight
+    std::map<std::string, std::string, std::less<>> broken_;  // name -> why it is broken
+    // No such VM: VmNotFound, or StoreCorrupt for a broken one.
+    Error missing(std::string_view name) const;
 };
 
 }  // namespace vmr::vm

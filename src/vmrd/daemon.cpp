@@ -73,6 +73,7 @@ reactor::Task<void> adoptVms(vm::Manager& m, std::vector<store::VmRecord> record
 {
     auto r = co_await m.adoptAll(std::move(records));
     if (!r) logger().error("Re-adopting VMs failed: {}", r.error().what());
+    m.killOrphans();
     then();
 }
 
@@ -164,6 +165,9 @@ Result<void> Daemon::init()
             followConsole(e);
         });
     // Re-adopt the VMs that kept running while vmrd was down; the loop runs it from the start.
+    manager_->setBroken(scan->broken);
+    for (const auto& b : scan->broken)
+        logger().warn("VM {} is broken: {} (vmrctl destroy {} removes it)", b.name, b.reason, b.name);
     reactor::spawnDetached(adoptVms(*manager_, std::move(scan->records), [this] { attachConsoles(); }));
 
     VMR_TRY_ASSIGN(groups_, accessGroups(settings_));

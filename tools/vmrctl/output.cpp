@@ -99,9 +99,13 @@ int printList(const std::string& resultJson, bool terminal)
     }
     std::vector<std::vector<std::string>> rows;
     rows.push_back({"NAME", "BACKEND", "STATE", "VCPUS", "MEM", "NETWORK", "PID", "SSH"});
+    std::string notes;  // why each broken VM is broken
     for (auto v : vms) {
         simdjson::dom::object vm;
         if (v.get(vm) != simdjson::SUCCESS) return unreadable();
+        if (field(vm, "state") == "broken")
+            notes += field(vm, "name") + " is broken: " + field(vm, "state_reason") + " (vmrctl destroy " +
+                     field(vm, "name") + " removes it)\n";
         std::string mem = field(vm, "memory_mib");
         if (mem != "-") mem += "M";
         rows.push_back({field(vm, "name"), field(vm, "backend"), field(vm, "state"), field(vm, "vcpus"), mem,
@@ -112,6 +116,7 @@ int printList(const std::string& resultJson, bool terminal)
         return 0;
     }
     std::fputs(formatTable(rows).c_str(), stdout);
+    std::fputs(notes.c_str(), stdout);
     return 0;
 }
 
