@@ -38,6 +38,9 @@ vmr_build() {
   if [ ! -f "$VMR_ROOT/$dir/build.ninja" ]; then
     say "Configuring $dir"
     meson setup "$VMR_ROOT/$dir" "$VMR_ROOT" --wrap-mode=nodownload "$@" >/dev/null
+  elif [ $# -gt 0 ]; then
+    # A folder from an earlier run gets today's options too.
+    meson configure "$VMR_ROOT/$dir" "$@" >/dev/null
   fi
   say "Building $dir"
   ninja -C "$VMR_ROOT/$dir"

@@ -55,12 +55,13 @@ status=0
 say "Debian-style build (dpkg-buildflags), warnings as errors, and the whole suite"
 CXXFLAGS="$(dpkg-buildflags --get CXXFLAGS) $(dpkg-buildflags --get CPPFLAGS) -g0" \
   LDFLAGS="$(dpkg-buildflags --get LDFLAGS)" \
-  vmr_build build -Dwerror=true -Dbuildtype=plain
+  vmr_build build -Dwerror=true -Dbuildtype=plain -Dcrash_points=true
 run_suite build "$@" || status=1
 
 export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-vmr_build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false -Dbuildtype=debug
+vmr_build build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false -Dbuildtype=debug \
+  -Dcrash_points=true
 run_suite build-asan "$@" || status=1
 
 # What `meson setup -Dbuildtype=release` users build (-O3: GCC's optimiser warns differently);

@@ -142,9 +142,15 @@ Daemon::Daemon(const TempDir& dir, Config config)
     std::string runtime = dir / "run";
     socket_ = runtime + "/vmrd.sock";
     logPath_ = dir / "vmrd.log";
-    std::vector<std::string> argv = {binary("VMR_VMRD"), config.system ? "--system" : "--user",        "--state-dir",
-                                     stateDir_,          "--runtime-dir", runtime,
-                                     "--socket",         socket_,         "-v"};
+    std::vector<std::string> argv = {binary("VMR_VMRD"),
+                                     config.system ? "--system" : "--user",
+                                     "--state-dir",
+                                     stateDir_,
+                                     "--runtime-dir",
+                                     runtime,
+                                     "--socket",
+                                     socket_,
+                                     "-v"};
     if (!config.configToml.empty()) {
         writeFile(dir / "vmrd.toml", config.configToml);
         argv.push_back("--config");
@@ -222,8 +228,13 @@ bool Daemon::waitReady(std::chrono::milliseconds timeout)
     return eventually(
                [&] {
                    if (!running()) return true;
+                   // An answer, not just a connection: a killed vmrd's listener can accept for a
+                   // moment after its death (the kernel tears io_uring down asynchronously).
                    RawClient c(socket_);
-                   return c.connected();
+                   if (!c.connected() || !c.send("{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"vmr.ping\"}\n"))
+                       return false;
+                   auto reply = c.readLine(200ms);
+                   return reply && reply->find("\"pong\"") != std::string::npos;
                },
                timeout) &&
            running();

@@ -402,13 +402,13 @@ TEST_CASE("a link swapped in the member's folder never reaches a file the member
     std::atomic<bool> stop{false};
     std::thread flipper([&] {
         std::string a = link + ".a", b = link + ".b";
-        (void)::symlink(image.c_str(), a.c_str());
-        (void)::symlink("/etc/shadow", b.c_str());
+        (void)!::symlink(image.c_str(), a.c_str());
+        (void)!::symlink("/etc/shadow", b.c_str());
         bool which = false;
         while (!stop) {
             std::string tmp = link + ".t";
             ::unlink(tmp.c_str());
-            (void)::symlink(which ? image.c_str() : "/etc/shadow", tmp.c_str());
+            (void)!::symlink(which ? image.c_str() : "/etc/shadow", tmp.c_str());
             ::rename(tmp.c_str(), link.c_str());
             which = !which;
         }

@@ -46,17 +46,14 @@ bool mentions(const std::string& pid, const std::string& dir)
 
 // VMs outlive the vmrd that started them (that is the point of re-adoption), so a test's
 // hypervisors would outlive the test. Every process whose command line names a path in this
-// test's own folder, or that holds one open, (a mkdtemp name nobody else uses) is one the test started: SIGKILL it
-// through a pidfd (no pid reuse race) and wait for the pidfd to say it exited.
+// test's own folder, or that holds one open, (a mkdtemp name nobody else uses) is one the test started:
+// SIGKILL it through a pidfd (no pid reuse race) and wait for the pidfd to say it exited.
 void killProcessesUsing(const std::string& dir)
 {
-    std::error_code ec;
     std::vector<int> pidfds;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-        std::string pid = entry.path().filename();
-        if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
-        if (std::stol(pid) == ::getpid() || !mentions(pid, dir)) continue;
-        int fd = static_cast<int>(::syscall(SYS_pidfd_open, std::stoi(pid), 0));
+    for (pid_t p : processesUsing(dir)) {
+        std::string pid = std::to_string(p);
+        int fd = static_cast<int>(::syscall(SYS_pidfd_open, p, 0));
         if (fd < 0) continue;
         // Checked again through the pidfd's process: the pid may have been reused meanwhile.
         if (mentions(pid, dir) && ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0) == 0)
@@ -72,6 +69,19 @@ void killProcessesUsing(const std::string& dir)
 }
 
 }  // namespace
+
+std::vector<pid_t> processesUsing(const std::string& dir)
+{
+    std::vector<pid_t> out;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+        std::string pid = entry.path().filename();
+        if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
+        if (std::stol(pid) == ::getpid() || !mentions(pid, dir)) continue;
+        out.push_back(static_cast<pid_t>(std::stol(pid)));
+    }
+    return out;
+}
 
 TempDir::~TempDir()
 {

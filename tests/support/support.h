@@ -8,6 +8,8 @@
 #include "base/fd.h"
 #include "reactor/reactor.h"
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -33,6 +35,10 @@ public:
 private:
     std::string path_;
 };
+
+// The processes (other than this one) whose command line names a path under `dir`, or that
+// hold a file under it open: what a test started there (TempDir kills them at its end).
+std::vector<pid_t> processesUsing(const std::string& dir);
 
 // Whole small files; writeFile creates missing folders.
 void writeFile(const std::string& path, const std::string& data);
