@@ -255,7 +255,13 @@ TEST_CASE("a watcher lists, reads and watches, and changes nothing", "[access]")
         INFO(change[0]);
         checkPermissionDenied(r, "changes VMs, and this connection is read-only");
     }
-    // The console: watching, not typing.
+    // The console: watching, not typing. vmrctl as the watcher (stdin ends at once: it detaches
+    // after what vmrd had queued).
+    auto watched = host.ctl(a.watcher, {"console", "web", "--ro"}, host.readOnly);
+    INFO(watched.err);
+    CHECK(watched.code == 0);
+    checkPermissionDenied(host.ctl(a.watcher, {"--json", "console", "web"}, host.readOnly),
+                          "vmrctl console web --ro");
     RawClient ro(host.readOnly);
     REQUIRE(ro.connected());
     ro.send(R"({"jsonrpc":"2.0","id":1,"method":"vm.console","params":{"name":"web","mode":"rw"}})"
