@@ -3,8 +3,8 @@
 // everything must be accounted for: no folder without its record, no record without its files,
 // no hypervisor that no VM owns, no VM said to run without its process, the name usable again.
 
+#include "audit.h"
 #include "catch.h"
-#include "harness.h"
 
 #include <signal.h>
 
@@ -16,36 +16,6 @@
 using namespace vmr::test;
 
 namespace {
-
-struct Listed {
-    std::string state;
-    std::string pid;  // "" when none
-};
-
-// vm.list's result, by name.
-std::map<std::string, Listed> listed(const Daemon& d)
-{
-    auto r = d.ctl({"--json", "list"});
-    INFO(r.err << d.log());
-    REQUIRE(r.code == 0);
-    std::map<std::string, Listed> out;
-    const std::string key = "{\"name\":\"";
-    for (size_t at = r.out.find(key); at != std::string::npos; at = r.out.find(key, at + 1)) {
-        size_t end = r.out.find('}', at);
-        std::string vm = r.out.substr(at, end - at);
-        std::string name = vm.substr(key.size(), vm.find('"', key.size()) - key.size());
-        auto value = [&](const std::string& k) -> std::string {
-            auto p = vm.find("\"" + k + "\":");
-            if (p == std::string::npos) return "";
-            p += k.size() + 3;
-            std::string v = vm.substr(p, vm.find_first_of(",}", p) - p);
-            if (!v.empty() && v.front() == '"') v = v.substr(1, v.size() - 2);
-            return v == "null" ? "" : v;
-        };
-        out[name] = {value("state"), value("pid")};
-    }
-    return out;
-}
 
 struct Case {
     std::string point;
@@ -107,35 +77,8 @@ TEST_CASE("vmrd killed at any step of create, start or destroy leaves nothing st
             REQUIRE(d.waitReady());
             const std::string vms = d.stateDir() + "/vms";
             // What the crash left half done was finished or rolled back at start-up.
-            for (const auto& f : listDir(vms)) CHECK(f.front() != '.');
-            auto vmsListed = listed(d);
-            std::vector<std::string> names;
-            for (const auto& [name, vm] : vmsListed) {
-                INFO(name << " is " << vm.state);
-                names.push_back(name);
-                CHECK(vm.state != "broken");
-                CHECK(std::filesystem::exists(vms + "/" + name + "/vm.json"));
-                CHECK(std::filesystem::exists(vms + "/" + name + "/overlay.qcow2"));
-            }
-            CHECK(listDir(vms) == names);
-            CHECK(vmsListed.count("a") == (c.vmAfter ? 1u : 0u));
-            // The only hypervisors using this state are those of VMs listed as running.
-            std::vector<pid_t> running;
-            for (const auto& [name, vm] : vmsListed) {
-                if (vm.state == "running") {
-                    REQUIRE_FALSE(vm.pid.empty());
-                    running.push_back(static_cast<pid_t>(std::stol(vm.pid)));
-                    CHECK(::kill(running.back(), 0) == 0);
-                }
-            }
-            CHECK(eventually(
-                [&] {
-                    auto using_ = processesUsing(dir.path());
-                    using_.erase(std::remove(using_.begin(), using_.end(), d.pid()), using_.end());
-                    std::sort(using_.begin(), using_.end());
-                    return using_ == running;
-                },
-                5s));
+            CHECK(auditState(d, dir) == std::vector<std::string>{});
+            CHECK(listVms(d)->count("a") == (c.vmAfter ? 1u : 0u));
             // The name is usable again, and the image cache holds nothing.
             if (c.vmAfter) CHECK(d.ctl({"destroy", "a"}).code == 0);
             auto again = d.ctl(withBase({"create", "--name", "a", "--image", "", "--start"}));
@@ -158,7 +101,7 @@ TEST_CASE("a VM folder without a record is listed as broken and can be destroyed
     writeFile(dir / "state/vms/c8/vm.json", "{not json");
     Daemon d(dir, cfg);
     REQUIRE(d.waitReady());
-    auto vmsListed = listed(d);
+    auto vmsListed = *listVms(d);
     CHECK(vmsListed["c7"].state == "broken");
     CHECK(vmsListed["c8"].state == "broken");
     auto human = d.ctl({"list"});
@@ -180,6 +123,6 @@ TEST_CASE("a VM folder without a record is listed as broken and can be destroyed
         CHECK(gone.code == 0);
     }
     CHECK(listDir(d.stateDir() + "/vms").empty());
-    CHECK(listed(d).empty());
+    CHECK(listVms(d)->empty());
     CHECK(d.ctl({"create", "--name", "c7", "--image", base}).code == 0);
 }
