@@ -24,7 +24,6 @@
 #include <cerrno>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <set>
 
 namespace vmr::vm {
@@ -250,20 +249,25 @@ size_t Manager::killOrphans()
     for (const auto& [name, e] : vms_)
         if (auto pid = e->driver->pid()) owned.insert(*pid);
     // The id in "VMR_VM=<runtime>/vms/<id>.qmp", when pid's environment has it.
+    // (A process may exit while it is read: that is no error, only no answer.)
     auto markedId = [&](pid_t pid) -> std::optional<std::string> {
-        std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
-        std::string var;
-        while (std::getline(in, var, '\0')) {
-            if (var.rfind(marker, 0) != 0) continue;
-            std::string file = var.substr(marker.size());
-            return file.substr(0, file.find('.'));
+        auto environ = readFile("/proc/" + std::to_string(pid) + "/environ", 1 << 20);
+        if (!environ) return std::nullopt;
+        std::string_view vars = *environ;
+        while (!vars.empty()) {
+            std::string_view var = vars.substr(0, vars.find('\0'));
+            vars.remove_prefix(std::min(vars.size(), var.size() + 1));
+            if (var.substr(0, marker.size()) != marker) continue;
+            std::string_view file = var.substr(marker.size());
+            return std::string(file.substr(0, file.find('.')));
         }
         return std::nullopt;
     };
     size_t killed = 0;
     std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-        std::string n = entry.path().filename();
+    std::filesystem::directory_iterator it("/proc", ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+        std::string n = it->path().filename();
         if (n.empty() || n.find_first_not_of("0123456789") != std::string::npos) continue;
         pid_t pid = static_cast<pid_t>(std::stol(n));
         if (owned.count(pid) != 0 || pid == ::getpid() || !markedId(pid)) continue;

@@ -1,5 +1,6 @@
 #include "support.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -33,13 +34,20 @@ namespace {
 // open (a hypervisor is handed its files as descriptors, and names no path).
 bool mentions(const std::string& pid, const std::string& dir)
 {
-    std::ifstream in("/proc/" + pid + "/cmdline", std::ios::binary);
-    std::string args((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // read(2), not a stream: a process that exits meanwhile makes the read fail (ESRCH), and
+    // libstdc++'s streams throw on that.
+    std::string args;
+    UniqueFd fd(::open(("/proc/" + pid + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC));
+    char buf[4096];
+    ssize_t n = 0;
+    while (fd && (n = ::read(fd.get(), buf, sizeof buf)) > 0) args.append(buf, static_cast<size_t>(n));
     if (args.find(dir + "/") != std::string::npos) return true;
+    // increment(ec), not ++: the process may exit while its folder is listed.
     std::error_code ec;
-    for (const auto& fd : std::filesystem::directory_iterator("/proc/" + pid + "/fd", ec)) {
+    std::filesystem::directory_iterator it("/proc/" + pid + "/fd", ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
         std::error_code ignored;
-        if (std::filesystem::read_symlink(fd.path(), ignored).string().rfind(dir + "/", 0) == 0) return true;
+        if (std::filesystem::read_symlink(it->path(), ignored).string().rfind(dir + "/", 0) == 0) return true;
     }
     return false;
 }
@@ -74,8 +82,9 @@ std::vector<pid_t> processesUsing(const std::string& dir)
 {
     std::vector<pid_t> out;
     std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-        std::string pid = entry.path().filename();
+    std::filesystem::directory_iterator it("/proc", ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+        std::string pid = it->path().filename();
         if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
         if (std::stol(pid) == ::getpid() || !mentions(pid, dir)) continue;
         out.push_back(static_cast<pid_t>(std::stol(pid)));
