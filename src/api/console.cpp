@@ -78,7 +78,8 @@ Result<void> checkRole(const ConsoleRequest& req, const rpc::Peer& peer)
 }
 
 // Checks everything before the reply: after it the connection is no longer JSON-RPC.
-Task<Result<std::string>> consoleMethod(vm::Manager& m, console::Registry& hubs, rpc::Peer peer, rpc::Params p)
+Task<Result<std::string>> consoleMethod(vm::Manager& m, console::Registry& hubs, rpc::Peer peer,
+                                        rpc::Params p)
 {
     auto req = consoleRequest(p);
     if (!req) co_return std::move(req).error();

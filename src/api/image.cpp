@@ -99,7 +99,8 @@ Task<Result<Inspected>> inspect(Services& s, CallContext ctx, OneString p)
                             "Give the absolute path of an image file, or a name from `vmrctl image list`");
         target = e->path;
     }
-    VMR_CO_TRY_ASSIGN(image::ImageInfo info, co_await image::inspect(s.cache.reactor(), target, std::move(as)));
+    VMR_CO_TRY_ASSIGN(image::ImageInfo info,
+                      co_await image::inspect(s.cache.reactor(), target, std::move(as)));
     co_return Inspected{target, std::move(info)};
 }
 

@@ -46,9 +46,9 @@ struct Settings {
     Mode mode = Mode::System;
     std::string configPath;  // the file actually read; empty when running on defaults
 
-    std::string stateDir;     // state_dir
-    std::string runtimeDir;   // runtime_dir
-    std::string socket;       // socket
+    std::string stateDir;    // state_dir
+    std::string runtimeDir;  // runtime_dir
+    std::string socket;      // socket
     // socket_group: the group whose members manage VMs (the socket's group). Empty: in system
     // mode "vmr" if that group exists, else root only; in user mode the daemon's own group.
     std::string socketGroup;

@@ -5,7 +5,6 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "image/qemu_img.h"
-#include "base/files.h"
 
 #include <simdjson.h>
 

@@ -126,9 +126,9 @@ Result<VmRuntime> runtimeFromJson(std::string_view text, std::map<std::string, s
             haveState = true;
         } else if (key == "state_reason") {
             VMR_TRY_ASSIGN(r.stateReason, jr::nullableString(kCorrupt, key, e));
-        } else if (e.is_null() && (key == "pid" || key == "pid_start_time" || key == "ssh_port" ||
-                                   key == "vnc_port" || key == "accel_in_use" || key == "owner_uid" ||
-                                   key == "owner_gid")) {
+        } else if (e.is_null() &&
+                   (key == "pid" || key == "pid_start_time" || key == "ssh_port" || key == "vnc_port" ||
+                    key == "accel_in_use" || key == "owner_uid" || key == "owner_gid")) {
             continue;
         } else if (key == "owner_uid" || key == "owner_gid") {
             VMR_TRY_ASSIGN(uint64_t id, jr::unsignedInt(kCorrupt, key, e, 0, UINT32_MAX - 1));

@@ -119,7 +119,8 @@ struct Plan {
     if (p.switchUser) {
         // Raw syscalls: the child of a fork may only make async-signal-safe calls.
         if (::syscall(SYS_setgroups, p.groups.size(), p.groups.data()) != 0 ||
-            ::syscall(SYS_setresgid, p.gid, p.gid, p.gid) != 0 || ::syscall(SYS_setresuid, p.uid, p.uid, p.uid) != 0 ||
+            ::syscall(SYS_setresgid, p.gid, p.gid, p.gid) != 0 ||
+            ::syscall(SYS_setresuid, p.uid, p.uid, p.uid) != 0 ||
             ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
             fail(p, errFd, Stage::Identity, errno);
     }

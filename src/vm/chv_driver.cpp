@@ -82,9 +82,9 @@ chv::Attachments chvAttachments(const DriverConfig& cfg)
     const Launch& l = cfg.launch;
     chv::Attachments a;
     // A launch without files (a driver that only watches, or a test's) names the spec's.
-    a.firmware = !l.bios.empty()                                          ? childPath(l, l.bios)
+    a.firmware = !l.bios.empty()                                       ? childPath(l, l.bios)
                  : cfg.spec.firmware.kind == model::FirmwareKind::File ? cfg.spec.firmware.file
-                                                                         : std::string();
+                                                                       : std::string();
     a.kernel = childPath(l, l.kernel);
     a.initrd = childPath(l, l.initrd);
     a.overlay = childPath(l, l.overlay);

@@ -36,7 +36,10 @@ struct LaunchFile {
 
     LaunchFile() = default;
     explicit LaunchFile(std::string p) : path(std::move(p)) {}
-    LaunchFile(std::string p, UniqueFd f) : path(std::move(p)), fd(std::make_shared<const UniqueFd>(std::move(f))) {}
+    LaunchFile(std::string p, UniqueFd f)
+        : path(std::move(p)), fd(std::make_shared<const UniqueFd>(std::move(f)))
+    {
+    }
     bool empty() const noexcept { return path.empty(); }
     bool opened() const noexcept { return fd && fd->valid(); }
     int get() const noexcept { return fd ? fd->get() : -1; }

@@ -61,7 +61,8 @@ Result<UniqueFd> readableBy(UniqueFd fd, const std::optional<Credentials>& reade
         if (n == 0) break;
     }
     if (::fchown(copy.get(), reader->uid, reader->gid) != 0)
-        return Error::fromErrno(errno, "Cannot give the copy of " + label + " to uid " + std::to_string(reader->uid));
+        return Error::fromErrno(
+            errno, "Cannot give the copy of " + label + " to uid " + std::to_string(reader->uid));
     return copy;
 }
 
@@ -83,7 +84,8 @@ Result<void> openLaunchFiles(Launch& l, const FileRights& rights, bool biosIsOwn
     }
     if (!l.uefiCode.empty()) {
         // The system's OVMF: a symlink into /usr/share is how Debian installs it.
-        VMR_TRY_ASSIGN(UniqueFd code, openFileAs(Credentials::self(), l.uefiCode.path, O_RDONLY, "UEFI firmware"));
+        VMR_TRY_ASSIGN(UniqueFd code,
+                       openFileAs(Credentials::self(), l.uefiCode.path, O_RDONLY, "UEFI firmware"));
         l.uefiCode = LaunchFile(l.uefiCode.path, std::move(code));
     }
     if (!l.uefiVars.empty()) {
@@ -109,7 +111,8 @@ Result<void> openLaunchFiles(Launch& l, const FileRights& rights, bool biosIsOwn
 
 void Launch::releaseFiles()
 {
-    for (LaunchFile* f : {&base, &overlay, &seedIso, &kernel, &initrd, &bios, &uefiCode, &uefiVars}) f->fd.reset();
+    for (LaunchFile* f : {&base, &overlay, &seedIso, &kernel, &initrd, &bios, &uefiCode, &uefiVars})
+        f->fd.reset();
 }
 
 }  // namespace vmr::vm

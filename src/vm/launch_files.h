@@ -22,10 +22,10 @@ namespace vmr::vm {
 
 // Whose rights open what, for one VM.
 struct FileRights {
-    Credentials owner;                        // the VM's creator
-    std::string imagesDir;                    // an image directly in it is vmrd's own
-    std::string vmDir;                        // the VM's folder: where unnamed copies live
-    std::optional<Credentials> hypervisor;    // the hypervisor's user when it is not vmrd's
+    Credentials owner;                      // the VM's creator
+    std::string imagesDir;                  // an image directly in it is vmrd's own
+    std::string vmDir;                      // the VM's folder: where unnamed copies live
+    std::optional<Credentials> hypervisor;  // the hypervisor's user when it is not vmrd's
 };
 
 // The owner of a record: its owner_uid with the account's groups today (only the recorded gid

@@ -4,11 +4,11 @@
 #include "vm/manager.h"
 #include "vm/provisioning.h"
 
+#include "config.h"
+
 #include <fcntl.h>
 
 #include <map>
-
-#include "config.h"
 #if VMR_HAVE_SSH
 #include "provision/ssh/provisioner.h"
 #include "provision/ssh/session.h"

@@ -67,15 +67,16 @@ QemuCommand buildQemuCommand(const std::string& binary, const model::VmSpec& spe
     b.add({"-nodefaults", "-no-user-config", "-display", "none"});
     // seccomp: no obsolete system calls, no setuid/setgid, no fork/exec, no scheduler or
     // affinity changes. Nothing vmr asks of QEMU needs them.
-    if (l.sandbox) b.add({"-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"});
+    if (l.sandbox)
+        b.add({"-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"});
     b.add({"-chardev", "socket,id=qmp0,fd=" + std::to_string(kQmpChildFd) + ",server=on,wait=off", "-mon",
            "chardev=qmp0,mode=control"});
     // The serial port on a socket the console hub connects to, and a log that keeps every byte
     // even while nobody is connected (wait=off: the guest never blocks on a missing reader).
     std::string log = std::to_string(kConsoleLogChildFd);
     b.add({"-add-fd", "fd=" + log + ",set=" + log + ",opaque=console-log", "-chardev",
-           "socket,id=serial0,fd=" + std::to_string(kSerialChildFd) + ",server=on,wait=off,logfile=/dev/fdset/" +
-               log + ",logappend=on",
+           "socket,id=serial0,fd=" + std::to_string(kSerialChildFd) +
+               ",server=on,wait=off,logfile=/dev/fdset/" + log + ",logappend=on",
            "-serial", "chardev:serial0"});
 
     if (!l.machineNone) {

@@ -58,7 +58,8 @@ Result<Driver::Spawn> QemuDriver::spawnPlan()
     // runtime folder. So is the console log, opened for appending.
     VMR_TRY_ASSIGN(UniqueFd qmp, reactor::listenUnix(cfg_.paths.control, 0600, 4));
     VMR_TRY_ASSIGN(UniqueFd serial, reactor::listenUnix(cfg_.paths.serialSocket, 0600, 16));
-    UniqueFd log(::open(cfg_.paths.consoleLog.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
+    UniqueFd log(
+        ::open(cfg_.paths.consoleLog.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!log) return Error::fromErrno(errno, "Cannot open " + cfg_.paths.consoleLog);
     QemuCommand cmd = buildQemuCommand(cfg_.binary, cfg_.spec, cfg_.launch);
     Spawn plan;

@@ -39,8 +39,8 @@ std::string_view stateWord(VmState s)
 Task<Result<void>> provisionSteps(Manager& m, const VmfileContext& ctx, const model::VmSpec& spec)
 {
     ctx.say(spec.name, "provisioning");
-    VMR_CO_TRY_ASSIGN(size_t ran,
-                      co_await m.provision(spec.name, spec.provision, ctx.provisionCallbacks(spec.name), ctx.caller));
+    VMR_CO_TRY_ASSIGN(size_t ran, co_await m.provision(spec.name, spec.provision,
+                                                       ctx.provisionCallbacks(spec.name), ctx.caller));
     ctx.say(spec.name, "provisioned (" + std::to_string(ran) + (ran == 1 ? " step)" : " steps)"));
     co_return success();
 }

@@ -52,7 +52,8 @@ Result<AccessGroups> accessGroups(const config::Settings& s)
     AccessGroups g;
     bool system = s.mode == config::Mode::System;
     VMR_TRY_ASSIGN(g.admin, group(s.socketGroup, system ? "vmr" : "", "socket_group", g.adminName));
-    VMR_TRY_ASSIGN(g.readOnly, group(s.readonlyGroup, system ? "vmr-ro" : "", "readonly_group", g.readOnlyName));
+    VMR_TRY_ASSIGN(g.readOnly,
+                   group(s.readonlyGroup, system ? "vmr-ro" : "", "readonly_group", g.readOnlyName));
     return g;
 }
 
@@ -95,8 +96,9 @@ Result<UniqueFd> listenAt(const std::string& path, mode_t mode, std::optional<gi
     }
     if (!fd) {
         return Error(fd.error().kind(), "Cannot listen on " + path,
-                     fd.error().kind() == ErrorKind::Busy ? "Another vmrd answers there; use vmrctl, or pick --socket"
-                                                          : "Check that the folder exists and is writable")
+                     fd.error().kind() == ErrorKind::Busy
+                         ? "Another vmrd answers there; use vmrctl, or pick --socket"
+                         : "Check that the folder exists and is writable")
             .causedBy(fd.error());
     }
     if (gid && ::chown(path.c_str(), static_cast<uid_t>(-1), *gid) != 0)

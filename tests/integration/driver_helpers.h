@@ -47,7 +47,8 @@ struct Transition {
 // (vm/launch_files.h); a -bios file counts as the owner's.
 inline void openFiles(DriverConfig& c, const std::string& copiesDir)
 {
-    auto opened = openLaunchFiles(c.launch, FileRights{Credentials::self(), "", copiesDir, std::nullopt}, true);
+    auto opened =
+        openLaunchFiles(c.launch, FileRights{Credentials::self(), "", copiesDir, std::nullopt}, true);
     INFO((opened ? std::string() : opened.error().what()));
     REQUIRE(opened);
 }

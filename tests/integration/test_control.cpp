@@ -1,8 +1,7 @@
 // A real vmrd in a temp dir, driven by the real vmrctl and by raw clients of the socket.
 
-#include "harness.h"
-
 #include "catch.h"
+#include "harness.h"
 
 #include <poll.h>
 #include <signal.h>

@@ -38,7 +38,8 @@ TEST_CASE("the tiny guest boots to its ready line and powers off on stop")
     auto base = image::probeBaseFile(cfg.launch.base.path);
     REQUIRE(base);
     REQUIRE(finish(
-        *r, image::createOverlay(*r, *base, cfg.launch.base.path, cfg.launch.overlay.path, std::nullopt), 60s));
+        *r, image::createOverlay(*r, *base, cfg.launch.base.path, cfg.launch.overlay.path, std::nullopt),
+        60s));
     openFiles(cfg, h.layout.vmDir("tiny"));
     auto d = h.make(*r, cfg);
 

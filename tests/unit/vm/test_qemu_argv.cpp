@@ -15,20 +15,13 @@ using Files = std::vector<std::pair<int, int>>;
 namespace {
 
 const V kCommon = {
-    "-nodefaults",
-    "-no-user-config",
-    "-display",
-    "none",
-    "-chardev",
-    "socket,id=qmp0,fd=3,server=on,wait=off",
-    "-mon",
-    "chardev=qmp0,mode=control",
-    "-add-fd",
-    "fd=5,set=5,opaque=console-log",
-    "-chardev",
-    "socket,id=serial0,fd=4,server=on,wait=off,logfile=/dev/fdset/5,logappend=on",
-    "-serial",
-    "chardev:serial0",
+    "-nodefaults", "-no-user-config",
+    "-display",    "none",
+    "-chardev",    "socket,id=qmp0,fd=3,server=on,wait=off",
+    "-mon",        "chardev=qmp0,mode=control",
+    "-add-fd",     "fd=5,set=5,opaque=console-log",
+    "-chardev",    "socket,id=serial0,fd=4,server=on,wait=off,logfile=/dev/fdset/5,logappend=on",
+    "-serial",     "chardev:serial0",
 };
 
 V join(std::initializer_list<V> parts)
@@ -78,8 +71,9 @@ TEST_CASE("a full q35 VM under TCG: every file is a descriptor, every disk drive
         {"-add-fd", "fd=9,set=9,opaque=base0", "-blockdev",
          "driver=file,node-name=base0-file,filename=/dev/fdset/9,read-only=on", "-blockdev",
          "driver=qcow2,node-name=base0,file=base0-file,read-only=on"},
-        {"-add-fd", "fd=10,set=10,opaque=disk0", "-blockdev", "driver=file,node-name=disk0-file,filename=/dev/fdset/10",
-         "-blockdev", "driver=qcow2,node-name=disk0,file=disk0-file,backing=base0", "-device",
+        {"-add-fd", "fd=10,set=10,opaque=disk0", "-blockdev",
+         "driver=file,node-name=disk0-file,filename=/dev/fdset/10", "-blockdev",
+         "driver=qcow2,node-name=disk0,file=disk0-file,backing=base0", "-device",
          "virtio-blk-pci,drive=disk0"},
         {"-add-fd", "fd=11,set=11,opaque=seed0", "-blockdev",
          "driver=file,node-name=seed0-file,filename=/dev/fdset/11,read-only=on", "-blockdev",
@@ -91,8 +85,8 @@ TEST_CASE("a full q35 VM under TCG: every file is a descriptor, every disk drive
     });
     QemuCommand cmd = buildQemuCommand("qemu-system-x86_64", s, l);
     CHECK(cmd.argv == expected);
-    Files files = {{l.bios.get(), 6},    {l.kernel.get(), 7},   {l.initrd.get(), 8},
-                   {l.base.get(), 9},    {l.overlay.get(), 10}, {l.seedIso.get(), 11}};
+    Files files = {{l.bios.get(), 6}, {l.kernel.get(), 7},   {l.initrd.get(), 8},
+                   {l.base.get(), 9}, {l.overlay.get(), 10}, {l.seedIso.get(), 11}};
     CHECK(cmd.files == files);
     // No path of a file reaches QEMU.
     for (const auto& word : cmd.argv) CHECK(word.find("/var/lib/vmr") == std::string::npos);
@@ -110,8 +104,8 @@ TEST_CASE("UEFI: OVMF code read-only and the VM's own variable store as pflash n
     l.uefiCode = opened("/usr/share/OVMF/OVMF_CODE_4M.fd");
     l.uefiVars = opened("/var/lib/vmr/vms/efi/efivars.fd");
     V expected = join({
-        {"qemu", "-name", "efi", "-machine", "q35,pflash0=uefi-code,pflash1=uefi-vars", "-accel", "tcg,tb-size=64",
-         "-cpu", "max", "-smp", "1", "-m", "1024"},
+        {"qemu", "-name", "efi", "-machine", "q35,pflash0=uefi-code,pflash1=uefi-vars", "-accel",
+         "tcg,tb-size=64", "-cpu", "max", "-smp", "1", "-m", "1024"},
         kCommon,
         {"-add-fd", "fd=6,set=6,opaque=uefi-code", "-blockdev",
          "driver=file,node-name=uefi-code-file,filename=/dev/fdset/6,read-only=on", "-blockdev",
@@ -122,8 +116,9 @@ TEST_CASE("UEFI: OVMF code read-only and the VM's own variable store as pflash n
         {"-add-fd", "fd=8,set=8,opaque=base0", "-blockdev",
          "driver=file,node-name=base0-file,filename=/dev/fdset/8,read-only=on", "-blockdev",
          "driver=raw,node-name=base0,file=base0-file,read-only=on"},
-        {"-add-fd", "fd=9,set=9,opaque=disk0", "-blockdev", "driver=file,node-name=disk0-file,filename=/dev/fdset/9",
-         "-blockdev", "driver=qcow2,node-name=disk0,file=disk0-file,backing=base0", "-device",
+        {"-add-fd", "fd=9,set=9,opaque=disk0", "-blockdev",
+         "driver=file,node-name=disk0-file,filename=/dev/fdset/9", "-blockdev",
+         "driver=qcow2,node-name=disk0,file=disk0-file,backing=base0", "-device",
          "virtio-blk-pci,drive=disk0"},
         {"-device", "virtio-rng-pci"},
         {"-nic", "none"},
@@ -143,8 +138,9 @@ TEST_CASE("a minimal VM under KVM: no kernel, seed, firmware or NIC")
         {"/usr/bin/qemu-system-x86_64", "-name", "db", "-machine", "q35", "-accel", "kvm", "-cpu", "host",
          "-smp", "1", "-m", "1024"},
         kCommon,
-        {"-add-fd", "fd=6,set=6,opaque=disk0", "-blockdev", "driver=file,node-name=disk0-file,filename=/dev/fdset/6",
-         "-blockdev", "driver=qcow2,node-name=disk0,file=disk0-file", "-device", "virtio-blk-pci,drive=disk0"},
+        {"-add-fd", "fd=6,set=6,opaque=disk0", "-blockdev",
+         "driver=file,node-name=disk0-file,filename=/dev/fdset/6", "-blockdev",
+         "driver=qcow2,node-name=disk0,file=disk0-file", "-device", "virtio-blk-pci,drive=disk0"},
         {"-device", "virtio-rng-pci"},
         {"-nic", "none"},
     });
