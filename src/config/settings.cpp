@@ -456,6 +456,12 @@ std::string defaultSocketPath(Mode mode, const Env& env)
     return defaultSettings(mode, env).socket;
 }
 
+std::string readOnlySocketPath(const std::string& socket)
+{
+    auto slash = socket.rfind('/');
+    return (slash == std::string::npos ? std::string() : socket.substr(0, slash + 1)) + "vmrd-ro.sock";
+}
+
 Result<Settings> parseSettings(std::string_view tomlText, std::string_view fileName, Mode mode,
                                const Env& env)
 {

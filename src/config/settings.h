@@ -109,6 +109,10 @@ Settings defaultSettings(Mode mode, const Env& env);
 // Where the daemon listens by default: <runtime_dir>/vmrd.sock.
 std::string defaultSocketPath(Mode mode, const Env& env);
 
+// Where a system vmrd's read-only socket is, beside its control socket:
+// "<folder of socket>/vmrd-ro.sock" (docs/security.md). vmrd listens there, vmrctl looks there.
+std::string readOnlySocketPath(const std::string& socket);
+
 // Parse vmrd.toml text on top of the defaults. `fileName` is used in error messages only.
 // Errors are ErrorKind::Config: "<file>:<line>:<column>: key "<key>": <problem>".
 Result<Settings> parseSettings(std::string_view tomlText, std::string_view fileName, Mode mode,

@@ -106,9 +106,4 @@ Result<UniqueFd> listenAt(const std::string& path, mode_t mode, std::optional<gi
     return fd;
 }
 
-std::string readOnlySocketPath(const std::string& socket)
-{
-    return (std::filesystem::path(socket).parent_path() / "vmrd-ro.sock").string();
-}
-
 }  // namespace vmr::vmrd

@@ -36,7 +36,4 @@ rpc::Authorizer makeAuthorizer(config::Mode mode, AccessGroups groups);
 // socket (it accepts but nobody answers) is replaced: the caller holds the state lock.
 Result<UniqueFd> listenAt(const std::string& path, mode_t mode, std::optional<gid_t> gid);
 
-// Where the read-only socket of a control socket is.
-std::string readOnlySocketPath(const std::string& socket);
-
 }  // namespace vmr::vmrd

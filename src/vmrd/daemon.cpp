@@ -176,7 +176,7 @@ Result<void> Daemon::init()
     server_ = std::make_unique<rpc::Server>(*reactor_, std::move(*listening), rpcLimits(settings_));
     server_->setAuthorizer(makeAuthorizer(mode_, groups_));
     if (mode_ == config::Mode::System && groups_.readOnly) {
-        std::string ro = readOnlySocketPath(settings_.socket);
+        std::string ro = config::readOnlySocketPath(settings_.socket);
         VMR_TRY_ASSIGN(UniqueFd roFd, listenAt(ro, 0660, groups_.readOnly));
         server_->addListener(std::move(roFd), rpc::Role::ReadOnly);
         readOnlySocket_ = ro;

@@ -14,7 +14,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <vector>
 
 namespace vmr::ctl {
@@ -200,18 +199,12 @@ Client::Stream Client::release() &&
     return s;
 }
 
-std::string readOnlySocketPath(const std::string& socket)
-{
-    // As vmrd places it (vmrd/access.h).
-    return (std::filesystem::path(socket).parent_path() / "vmrd-ro.sock").string();
-}
-
 Result<Client> connectShared(const std::string& socket, std::chrono::milliseconds timeout)
 {
     auto admin = Client::connect(socket, timeout);
     if (admin || admin.error().kind() != ErrorKind::PermissionDenied) return admin;
     // Not an admin: perhaps a watcher.
-    std::string ro = readOnlySocketPath(socket);
+    std::string ro = config::readOnlySocketPath(socket);
     auto watch = Client::connect(ro, timeout);
     if (watch) return watch;
     std::string admins = groupOf(socket);

@@ -59,9 +59,6 @@ private:
     uint64_t nextId_ = 1;
 };
 
-// Where a shared vmrd's read-only socket is: "<folder of socket>/vmrd-ro.sock".
-std::string readOnlySocketPath(const std::string& socket);
-
 // Connect to a vmrd that serves many users (the system one) at `socket`. When that socket keeps
 // this user out (EACCES), its read-only socket next to it is tried; when that fails too (or is
 // not there), PermissionDenied naming the socket, with the groups to join in the hint.

@@ -3,6 +3,7 @@
 // at connect reaches the user.
 
 #include "client.h"
+#include "config/settings.h"
 #include "rpc/protocol.h"
 #include "support.h"
 
@@ -107,8 +108,8 @@ std::optional<std::pair<gid_t, std::string>> someGroup()
 
 TEST_CASE("the read-only socket sits next to the main one", "[vmrctl][client]")
 {
-    CHECK(vmr::ctl::readOnlySocketPath("/run/vmr/vmrd.sock") == "/run/vmr/vmrd-ro.sock");
-    CHECK(vmr::ctl::readOnlySocketPath("/srv/x/admin.sock") == "/srv/x/vmrd-ro.sock");
+    CHECK(vmr::config::readOnlySocketPath("/run/vmr/vmrd.sock") == "/run/vmr/vmrd-ro.sock");
+    CHECK(vmr::config::readOnlySocketPath("/srv/x/admin.sock") == "/srv/x/vmrd-ro.sock");
 }
 
 TEST_CASE("a socket that keeps the user out is permission_denied, naming it", "[vmrctl][client]")
